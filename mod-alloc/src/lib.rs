@@ -1,0 +1,2 @@
+//! mod-alloc: allocation profiling and allocation assertions (work in progress).
+#![cfg_attr(not(feature = "std"), no_std)]
