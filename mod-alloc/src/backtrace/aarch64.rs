@@ -30,6 +30,19 @@ pub(super) fn frame_pointer() -> usize {
     fp
 }
 
+/// The current stack pointer (`sp`): everything from it up to the top of the thread's
+/// stack is mapped.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(super) fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies `sp` into a general register; reads no memory, touches neither the
+    // stack nor the flags (as the options promise).
+    unsafe { asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// A saved return address as a plain code address: pointer-authentication bits removed.
 ///
 /// Hook-safe: no allocation, no lock, no panic.

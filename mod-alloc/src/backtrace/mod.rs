@@ -2,8 +2,8 @@
 //!
 //! Runs inside the global allocator on every tracked allocation, so everything here is
 //! hook-safe: no allocation through the Rust allocator, no lock of ours, no panic, no
-//! unwinding. The arch files only read registers (`frame_pointer`, `strip_pac`); this
-//! file does every check, once, for both arches.
+//! unwinding. The arch files only touch registers (`frame_pointer`, `stack_pointer`,
+//! `strip_pac`); this file does every check, once, for both arches.
 //!
 //! # Frame records
 //!
@@ -11,15 +11,15 @@
 //! and the frame pointer register points at the innermost one:
 //!
 //! ```text
-//!  higher addresses (stack top, `hi`)
-//!   ┌─────────────────────┐
-//!   │ saved fp ─────────┐ │ ◄── record of the caller's caller ...
-//!   │ return address    │ │
-//!   ├───────────────────┼─┤
-//!   │ saved fp ─────────┘ │ ◄── fp: record of the function `capture` is inlined into
-//!   │ return address ───────── out[0]: where that function returns to
-//!   └─────────────────────┘
-//!  lower addresses (`here`: a local of `capture`, at or above the stack pointer)
+//!  hi ─ top of the thread's stack
+//!        ...
+//!        │ return address │  fp1 + 8  ──► out[1]
+//!  fp1 ─►│ saved fp (fp2) │  fp1      ──► next record, higher still, or 0 at the end
+//!        │ ...            │  the caller's locals
+//!        │ return address │  fp0 + 8  ──► out[0]
+//!  fp0 ─►│ saved fp (fp1) │  fp0 = rbp / x29 of the function `capture` is inlined into
+//!        │ ...            │  its locals (on aarch64 they may also sit above the record)
+//!  sp  ─ stack pointer where `capture` runs
 //! ```
 //!
 //! # Invariants
@@ -27,9 +27,10 @@
 //! Before a record at `fp` is read, the walk checks (in [`walk`]):
 //!
 //! - **in bounds**: `lo <= fp` and `fp + 2 words <= hi`, where `hi` is the top of the
-//!   current thread's stack and `lo` the address of a local of `capture` (so at or above
-//!   the stack pointer: everything in `[lo, hi)` is mapped, even on the main thread,
-//!   whose stack mapping grows on demand below the stack pointer);
+//!   current thread's stack and `lo` the current stack pointer, so everything in
+//!   `[lo, hi)` is mapped, even on the main thread, whose stack mapping only grows on
+//!   demand below the stack pointer. (Not the address of a local: on aarch64 LLVM often
+//!   puts locals *above* the frame record, which would reject a valid first record.)
 //! - **aligned** to the word (8 bytes; records are 16-aligned on both ABIs, but 8 is
 //!   what reading a word needs, and being lenient keeps odd but valid chains);
 //! - **strictly increasing**: each saved fp is above the record holding it, so a loop
@@ -45,7 +46,7 @@
 //! never a fault: code built without frame pointers (`rbp`/`x29` used as a general
 //! register), corrupted chains, signal-handler frames. Code running on another stack
 //! than the thread's own (a `sigaltstack` signal handler, a coroutine) gets an empty
-//! stack, because `lo` is then outside `[thread lo, hi)`.
+//! stack, because `sp` is then outside the thread's `[lo, hi)`.
 //!
 //! # Stack bounds
 //!
@@ -117,18 +118,17 @@ pub(crate) fn capture(out: &mut [usize]) -> usize {
 #[inline(always)]
 fn capture_live(out: &mut [usize]) -> usize {
     let fp = arch::frame_pointer();
-    let marker = 0u8;
-    // At or above the stack pointer: in this frame, below every caller's record.
-    let here = core::ptr::addr_of!(marker) as usize;
+    let sp = arch::stack_pointer();
     let thread = stack_bounds::current();
-    if !(thread.lo <= here && here < thread.hi) {
+    if !(thread.lo <= sp && sp < thread.hi) {
         // Bounds unknown, or running on another stack (sigaltstack, coroutine).
         return 0;
     }
-    // SAFETY: `[here, thread.hi)` is the part of this thread's stack from a local of
-    // this frame up to the top: all of it is mapped, readable and stays so during the
-    // walk (only frames below this one may change, and none runs during it).
-    let stack = unsafe { LiveStack::new(here, thread.hi) };
+    // SAFETY: `[sp, thread.hi)` is the in-use part of this thread's stack, from the
+    // stack pointer of this frame up to the top: all of it is mapped, readable and
+    // stays so during the walk (only memory below `sp` may change, and nothing else
+    // runs on this thread during it).
+    let stack = unsafe { LiveStack::new(sp, thread.hi) };
     walk(&stack, fp, out)
 }
 
@@ -149,7 +149,7 @@ trait FrameMemory {
     fn code_address(&self, saved: usize) -> usize;
 }
 
-/// The current thread's stack, from a local of the capturing frame to the top.
+/// The current thread's stack, from the capturing frame's stack pointer to the top.
 #[cfg(all(
     any(target_arch = "x86_64", target_arch = "aarch64"),
     any(target_os = "linux", target_os = "android")

@@ -578,6 +578,11 @@ mod live {
         let here = core::ptr::addr_of!(local) as usize;
         let mine = stack_bounds::current();
         assert!(mine.lo <= here && here < mine.hi, "{mine:x?} {here:#x}");
+        let sp = arch::stack_pointer();
+        assert!(
+            mine.lo <= sp && sp <= here,
+            "{mine:x?} sp {sp:#x} local {here:#x}"
+        );
         assert_eq!(stack_bounds::current(), mine, "cached");
         let theirs = thread::spawn(stack_bounds::current).join().unwrap();
         assert!(
@@ -603,6 +608,9 @@ mod live {
     /// `saved_fp(own_fp, local)`, where `own_fp` is this function's frame pointer (the
     /// correct value) and `local` the address of a local of this function. Returns the
     /// capture, the forging function's address and this function's address.
+    ///
+    /// Call it with `black_box(saved_fp)`: a constant function argument lets LLVM clone
+    /// this function per closure, and the clone's address is not the one returned.
     #[inline(never)]
     fn capture_through_forged_frame(saved_fp: fn(usize, usize) -> usize) -> (Forged, usize, usize) {
         let own_fp = arch::frame_pointer();
@@ -619,7 +627,7 @@ mod live {
     /// Checks a capture through a forged frame with the given saved fp: it must see the
     /// forging function, then this test's function, and stop there.
     fn check_forged_frame_stops(saved_fp: fn(usize, usize) -> usize) {
-        let (forged, forger, me) = capture_through_forged_frame(saved_fp);
+        let (forged, forger, me) = capture_through_forged_frame(black_box(saved_fp));
         assert!(forged.n <= 32);
         if !FRAME_POINTERS {
             return;
@@ -641,7 +649,7 @@ mod live {
 
     #[test]
     fn forged_frame_with_the_right_saved_fp_is_walked_through() {
-        let (forged, forger, me) = capture_through_forged_frame(|own_fp, _| own_fp);
+        let (forged, forger, me) = capture_through_forged_frame(black_box(|own_fp, _| own_fp));
         if FRAME_POINTERS {
             let out = &forged.out[..forged.n];
             assert!(out.len() >= 3, "{out:x?}");
@@ -689,7 +697,7 @@ mod live {
         // 2 MiB up lies inside the stack, in this very frame, but is too far a jump.
         let mut big = [0u8; 3 << 20];
         black_box(&mut big);
-        let result = capture_through_forged_frame(|own_fp, _| own_fp + (2 << 20));
+        let result = capture_through_forged_frame(black_box(|own_fp, _| own_fp + (2 << 20)));
         black_box(&big);
         result
     }

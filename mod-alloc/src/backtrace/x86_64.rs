@@ -26,6 +26,19 @@ pub(super) fn frame_pointer() -> usize {
     fp
 }
 
+/// The current stack pointer (`rsp`): everything from it up to the top of the thread's
+/// stack is mapped.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(super) fn stack_pointer() -> usize {
+    let sp: usize;
+    // SAFETY: copies `rsp` into a general register; reads no memory, touches neither the
+    // stack nor the flags (as the options promise).
+    unsafe { asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    sp
+}
+
 /// A saved return address as a plain code address: the identity on x86_64.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
