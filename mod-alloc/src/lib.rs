@@ -63,14 +63,19 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod alloc;
-#[cfg(feature = "std")]
-mod global;
-#[cfg(not(feature = "std"))]
+#[cfg(feature = "backtraces")]
+mod backtrace;
+#[cfg(feature = "dhat-compat")]
+mod dhat;
+#[cfg(feature = "dhat-compat")]
+mod folded;
 mod global;
 mod header;
 #[cfg(feature = "std")]
 mod scope;
 mod stats;
+#[cfg(feature = "backtraces")]
+mod symbolize;
 #[cfg(feature = "std")]
 mod thread;
 
