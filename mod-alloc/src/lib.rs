@@ -1,2 +1,5 @@
 //! mod-alloc: allocation profiling and allocation assertions (work in progress).
 #![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "backtraces")]
+mod symbolize;
