@@ -45,7 +45,13 @@ const PLUMBING_CRATES: &[&str] = &[
 ];
 
 /// Unmangled allocator shim names (older compilers, `#[global_allocator]` glue).
-const SHIM_PREFIXES: &[&str] = &["__rust_alloc", "__rust_realloc", "__rust_dealloc", "__rdl_", "__rg_"];
+const SHIM_PREFIXES: &[&str] = &[
+    "__rust_alloc",
+    "__rust_realloc",
+    "__rust_dealloc",
+    "__rdl_",
+    "__rg_",
+];
 
 /// Whether `function` (a demangled name, as in [`Frame::function`]) is allocation
 /// plumbing to skip on the way to the first user frame.
@@ -68,13 +74,47 @@ pub(crate) fn is_allocation_plumbing(function: &str) -> bool {
 
 /// The first frame of `frames` (a whole stack, innermost first, inlined frames
 /// expanded) that has a function name and is not allocation plumbing.
+///
+/// Inlined frames from line-tables-only debug info have bare names (`grow_one`,
+/// `push<u8, alloc::alloc::Global>`); those are judged by their file instead:
+/// the standard library's sources and mod-alloc's own (outside its tests) are
+/// plumbing.
 pub(crate) fn first_user_frame(frames: &[Frame]) -> Option<&Frame> {
     frames.iter().find(|frame| {
-        frame
-            .function
-            .as_deref()
-            .map_or(false, |function| !is_allocation_plumbing(function))
+        let Some(function) = frame.function.as_deref() else {
+            return false;
+        };
+        if is_qualified(function) {
+            return !is_allocation_plumbing(function);
+        }
+        let file = frame.file.as_deref().unwrap_or_default();
+        !(is_allocation_plumbing(function) || is_std_source(file) || is_mod_alloc_source(file))
     })
+}
+
+/// Whether `name` carries a path (`krate::f`, `<T as Trait>::f`), as demangled
+/// names do; bare DWARF names (`f`, `f<T>`) and C names (`malloc`) do not.
+pub(super) fn is_qualified(name: &str) -> bool {
+    let name = name.trim_start();
+    name.starts_with('<') || path_crate(name).is_some()
+}
+
+/// Whether `file` is a source of the standard library or of one of its
+/// dependencies, as the compiler records them.
+fn is_std_source(file: &str) -> bool {
+    file.starts_with("/rustc/")
+        || file.starts_with("/rust/deps/")
+        || file.contains("/lib/rustlib/src/rust/library/")
+}
+
+/// Whether `file` is one of mod-alloc's sources other than its tests.
+fn is_mod_alloc_source(file: &str) -> bool {
+    let Some(in_crate) = file.strip_prefix(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")) else {
+        return false;
+    };
+    !(in_crate.ends_with("/tests.rs")
+        || in_crate.starts_with("tests/")
+        || in_crate.contains("/tests/"))
 }
 
 fn is_plumbing_crate(krate: &str) -> bool {
@@ -231,8 +271,12 @@ mod tests {
 
     #[test]
     fn mod_alloc_unit_tests_are_user_code() {
-        assert!(!is_allocation_plumbing("mod_alloc::sites::tests::three_sites"));
-        assert!(!is_allocation_plumbing("mod_alloc::sites::tests::three_sites::{{closure}}"));
+        assert!(!is_allocation_plumbing(
+            "mod_alloc::sites::tests::three_sites"
+        ));
+        assert!(!is_allocation_plumbing(
+            "mod_alloc::sites::tests::three_sites::{{closure}}"
+        ));
     }
 
     #[test]
@@ -316,7 +360,9 @@ mod tests {
 
     #[test]
     fn malformed_names_do_not_panic() {
-        for name in ["", "<", ">", "<<<", "<a as", "::", "a::", "<> as <>", "->", "<->"] {
+        for name in [
+            "", "<", ">", "<<<", "<a as", "::", "a::", "<> as <>", "->", "<->",
+        ] {
             let _ = is_allocation_plumbing(name);
         }
     }
@@ -324,7 +370,10 @@ mod tests {
     #[test]
     fn first_user_frame_skips_plumbing_and_nameless_frames() {
         let stack = [
-            frame(Some("<mod_alloc::ModAlloc<A> as core::alloc::global::GlobalAlloc>::alloc"), 1),
+            frame(
+                Some("<mod_alloc::ModAlloc<A> as core::alloc::global::GlobalAlloc>::alloc"),
+                1,
+            ),
             frame(Some("__rustc::__rust_alloc"), 2),
             frame(Some("alloc::raw_vec::RawVec<T,A>::grow_one"), 3),
             frame(None, 4),
@@ -344,6 +393,48 @@ mod tests {
         ];
         assert_eq!(first_user_frame(&stack), None);
         assert_eq!(first_user_frame(&[]), None);
+    }
+
+    fn frame_in(function: &str, file: &str) -> Frame {
+        Frame {
+            file: Some(file.to_owned()),
+            ..frame(Some(function), 1)
+        }
+    }
+
+    #[test]
+    fn bare_names_from_std_sources_are_plumbing() {
+        let stack = [
+            frame_in(
+                "grow_one<u8, alloc::alloc::Global>",
+                "/rustc/abc/library/alloc/src/raw_vec/mod.rs",
+            ),
+            frame_in("push<u8>", "/rust/deps/hashbrown-0.15.2/src/map.rs"),
+            frame_in(
+                "alloc_impl",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/src/alloc.rs"),
+            ),
+            frame_in("tokenize", "/home/me/proj/src/parse.rs"),
+        ];
+        assert_eq!(first_user_frame(&stack), Some(&stack[3]));
+    }
+
+    #[test]
+    fn bare_names_in_mod_alloc_tests_are_user_code() {
+        let stack = [frame_in(
+            "inlined_capture",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/symbolize/tests.rs"),
+        )];
+        assert_eq!(first_user_frame(&stack), Some(&stack[0]));
+    }
+
+    #[test]
+    fn qualified_names_are_told_from_bare_ones() {
+        assert!(is_qualified("myapp::parse"));
+        assert!(is_qualified("<T as alloc::string::ToString>::to_string"));
+        assert!(!is_qualified("push<u8, alloc::alloc::Global>"));
+        assert!(!is_qualified("{closure#0}"));
+        assert!(!is_qualified("malloc"));
     }
 
     #[test]

@@ -26,7 +26,10 @@ mod tests {
 
     #[test]
     fn v0_rust_name_loses_its_crate_disambiguator() {
-        assert_eq!(demangle("_RNvNtCs1234_5myapp5parse8tokenize"), "myapp::parse::tokenize");
+        assert_eq!(
+            demangle("_RNvNtCs1234_5myapp5parse8tokenize"),
+            "myapp::parse::tokenize"
+        );
     }
 
     #[test]

@@ -54,9 +54,15 @@ mod tests {
     #[test]
     fn file_under_workspace_is_relative() {
         let root = Path::new("/home/me/proj");
-        assert_eq!(display_path("/home/me/proj/src/config.rs", Some(root)), "src/config.rs");
         assert_eq!(
-            display_path("/home/me/proj/crates/a/src/lib.rs", Some(Path::new("/home/me/proj/"))),
+            display_path("/home/me/proj/src/config.rs", Some(root)),
+            "src/config.rs"
+        );
+        assert_eq!(
+            display_path(
+                "/home/me/proj/crates/a/src/lib.rs",
+                Some(Path::new("/home/me/proj/"))
+            ),
             "crates/a/src/lib.rs"
         );
     }
@@ -105,8 +111,14 @@ mod tests {
 
     #[test]
     fn other_paths_are_kept() {
-        assert_eq!(display_path("/usr/src/glibc/malloc.c", None), "/usr/src/glibc/malloc.c");
-        assert_eq!(display_path("src/main.rs", Some(Path::new("/x"))), "src/main.rs");
+        assert_eq!(
+            display_path("/usr/src/glibc/malloc.c", None),
+            "/usr/src/glibc/malloc.c"
+        );
+        assert_eq!(
+            display_path("src/main.rs", Some(Path::new("/x"))),
+            "src/main.rs"
+        );
         assert_eq!(display_path("", None), "");
     }
 }

@@ -68,6 +68,7 @@ mod imp {
 
     /// `Elf64_Phdr` from `<elf.h>`.
     #[repr(C)]
+    #[allow(dead_code)] // The layout needs every field; only some are read.
     struct Elf64Phdr {
         p_type: u32,
         p_flags: u32,
@@ -183,13 +184,16 @@ mod tests {
 
     #[inline(never)]
     fn some_code() -> usize {
-        some_code as usize
+        some_code as fn() -> usize as usize
     }
 
     #[test]
     fn main_program_is_listed_first_as_proc_self_exe() {
         let objects = loaded_objects();
-        assert_eq!(objects[0].path.as_deref(), Some(std::path::Path::new("/proc/self/exe")));
+        assert_eq!(
+            objects[0].path.as_deref(),
+            Some(std::path::Path::new("/proc/self/exe"))
+        );
     }
 
     #[test]
@@ -222,7 +226,7 @@ mod tests {
                 .as_deref()
                 .and_then(|p| p.file_name())
                 .and_then(|n| n.to_str())
-                .map_or(false, |n| n.starts_with("libc.so"))),
+                .is_some_and(|n| n.starts_with("libc.so"))),
             "{objects:#?}"
         );
     }

@@ -27,15 +27,18 @@
 
 // FIXME(#5): the report (report.rs) is not wired to this module yet; drop this
 // once it calls `Symbolizer` and the classification functions.
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+#![cfg_attr(not(test), allow(dead_code))]
 
 mod classify;
 mod debug_info;
 mod demangle;
 mod display;
+mod file_cache;
 mod loaded;
 
+#[allow(unused_imports)] // FIXME(#5): as above.
 pub(crate) use classify::{first_user_frame, is_allocation_plumbing};
+#[allow(unused_imports)] // FIXME(#5): as above.
 pub(crate) use display::display_path;
 
 use debug_info::DebugInfo;
@@ -88,7 +91,7 @@ enum Debug {
     NotRead,
     /// No file, unreadable or not an object file.
     Missing,
-    Read(DebugInfo),
+    Read(Box<DebugInfo>),
 }
 
 impl Symbolizer {
@@ -121,7 +124,10 @@ impl Symbolizer {
     /// Frames of a whole captured stack (innermost return address first), each
     /// address expanded with [`Symbolizer::resolve`].
     pub(crate) fn resolve_stack(&mut self, ret_addrs: &[usize]) -> Vec<Frame> {
-        ret_addrs.iter().flat_map(|&ret| self.resolve(ret)).collect()
+        ret_addrs
+            .iter()
+            .flat_map(|&ret| self.resolve(ret))
+            .collect()
     }
 
     fn resolve_uncached(&mut self, ret_addr: usize) -> Vec<Frame> {
@@ -143,7 +149,7 @@ impl Symbolizer {
         let entry = &mut self.objects[index];
         if let Debug::NotRead = entry.debug {
             entry.debug = match entry.loaded.path.as_deref().and_then(DebugInfo::load) {
-                Some(info) => Debug::Read(info),
+                Some(info) => Debug::Read(Box::new(info)),
                 None => Debug::Missing,
             };
         }
@@ -159,7 +165,9 @@ impl Symbolizer {
     }
 
     fn object_index(&self, addr: usize) -> Option<usize> {
-        self.objects.iter().position(|entry| entry.loaded.contains(addr))
+        self.objects
+            .iter()
+            .position(|entry| entry.loaded.contains(addr))
     }
 
     /// Lists the loaded objects again, keeping the debug info already read for
