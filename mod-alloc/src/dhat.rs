@@ -1230,15 +1230,18 @@ pub(crate) mod tests {
         }
     }
 
-    /// Measures writing 10,000 sites with 1,000,000 blocks and 40-frame stacks.
+    /// Measures writing 10,000 sites with 1,000,000 blocks and 40-frame stacks (38 of
+    /// them distinct per site: the worst case for the frame table), and leaves the
+    /// file in `target/mod-alloc/dhat-samples/`.
     /// `cargo test --release -p mod-alloc --features dhat-compat -- --ignored --nocapture write_time`
     #[test]
     #[ignore = "timing run, prints the time; no speed goal in tests"]
     fn write_time_for_ten_thousand_sites() {
         let p = synthetic(10_000, 40, 2_000_000, 99);
         let blocks: u64 = p.pps.iter().map(|pp| pp.tbk).sum();
-        let path =
-            std::env::temp_dir().join(format!("mod-alloc-dhat-time-{}.json", std::process::id()));
+        // Kept (in target/) so the viewer check can load a large file too.
+        std::fs::create_dir_all(artefact_dir()).unwrap();
+        let path = artefact_dir().join("large-10k-sites.json");
         let mut times = Vec::new();
         for _ in 0..5 {
             let start = std::time::Instant::now();
@@ -1246,7 +1249,6 @@ pub(crate) mod tests {
             times.push(start.elapsed());
         }
         let size = std::fs::metadata(&path).unwrap().len();
-        std::fs::remove_file(&path).unwrap();
         let start = std::time::Instant::now();
         let text = to_string(&p);
         let as_string = start.elapsed();
