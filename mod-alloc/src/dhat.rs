@@ -1191,7 +1191,7 @@ pub(crate) mod tests {
     }
 
     /// Where the viewer check (`scripts/dhat-viewer-check`) finds the sample files.
-    fn artefact_dir() -> std::path::PathBuf {
+    pub(crate) fn artefact_dir() -> std::path::PathBuf {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {

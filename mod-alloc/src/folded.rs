@@ -104,7 +104,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests
 
     use super::*;
-    use crate::dhat::tests::{frame, synthetic};
+    use crate::dhat::tests::{artefact_dir, frame, synthetic};
     use crate::dhat::{Mode, ProgramPoint};
 
     fn point(frames: Vec<FrameText>, tb: u64, tbk: u64) -> ProgramPoint {
@@ -245,5 +245,21 @@ mod tests {
         let back = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         assert_eq!(back, to_string(&p, Weight::Blocks));
+    }
+
+    #[test]
+    fn writes_folded_samples_for_flame_graph_tools() {
+        // Next to the DHAT samples, for `inferno-flamegraph` / `flamegraph.pl` by hand.
+        let dir = artefact_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = synthetic(60, 8, 5_000, 21);
+        for (name, weight) in [("bytes", Weight::Bytes), ("blocks", Weight::Blocks)] {
+            let path = dir.join(format!("synthetic-heap.{name}.folded"));
+            write(&p, weight, &path).unwrap();
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap(),
+                to_string(&p, weight)
+            );
+        }
     }
 }
