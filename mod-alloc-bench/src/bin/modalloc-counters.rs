@@ -1,0 +1,9 @@
+//! Benchmark binary: mod-alloc, counters only (default features), no scope.
+use mod_alloc::ModAlloc;
+
+#[global_allocator]
+static GLOBAL: ModAlloc = ModAlloc::new();
+
+fn main() {
+    mod_alloc_bench::run(mod_alloc_bench::Options::default());
+}

@@ -1,0 +1,96 @@
+//! The entry point of every allocator binary: parse the arguments, run the
+//! workloads in a fixed order, print one record per sample.
+//!
+//! Arguments: `--budget-ms N` (time per workload, default 150),
+//! `--only NAME[,NAME..]` (workloads to run), `--list` (print the workload
+//! names and exit).
+
+use crate::measure::Budget;
+use crate::protocol::Record;
+use crate::{memory, real, report_cost, workloads};
+use std::any::Any;
+
+/// Opens the binary's profiling scope on the current thread; the scope lasts
+/// as long as the returned value.
+pub type ScopeOpener = fn() -> Box<dyn Any>;
+
+/// How a binary runs the workloads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// A scope to keep open on every thread that runs a workload.
+    pub scope: Option<ScopeOpener>,
+}
+
+/// The workloads, in the order they run.
+pub const WORKLOADS: [&str; 12] = [
+    // First, while the heap has no free blocks to reuse (see `memory`).
+    "memory",
+    "pair-1t",
+    "pair-2t",
+    "vec-growth",
+    "live-random-free",
+    "cross-thread-free",
+    "depth-4",
+    "depth-16",
+    "depth-32",
+    "serde-json",
+    "regex",
+    "report-cost",
+];
+
+fn one(name: &str, budget: Budget, opts: &Options) -> Vec<Record> {
+    let _scope = opts.scope.map(|open| open());
+    match name {
+        "pair-1t" => workloads::pairs::one_thread(budget),
+        "pair-2t" => workloads::pairs::two_threads(budget, opts),
+        "vec-growth" => workloads::growth::run(budget),
+        "live-random-free" => workloads::live::run(budget),
+        "cross-thread-free" => workloads::cross_thread::run(budget, opts),
+        "depth-4" => workloads::depth::run(budget, 4),
+        "depth-16" => workloads::depth::run(budget, 16),
+        "depth-32" => workloads::depth::run(budget, 32),
+        "serde-json" => real::serde(budget),
+        "regex" => real::regex(budget),
+        "memory" => memory::run(),
+        "report-cost" => report_cost::run(),
+        _ => Vec::new(),
+    }
+}
+
+/// Runs the workloads selected on the command line and prints their records.
+pub fn run(opts: Options) {
+    let mut budget_ms = 150u64;
+    let mut only: Option<Vec<String>> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--budget-ms" => budget_ms = args.next().and_then(|v| v.parse().ok()).unwrap_or(150),
+            "--only" => {
+                only = args
+                    .next()
+                    .map(|v| v.split(',').map(str::to_string).collect())
+            }
+            "--list" => {
+                for w in WORKLOADS {
+                    println!("{w}");
+                }
+                return;
+            }
+            other => {
+                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list");
+                std::process::exit(2);
+            }
+        }
+    }
+    let budget = Budget::from_ms(budget_ms);
+    for name in WORKLOADS {
+        if let Some(only) = &only {
+            if !only.iter().any(|o| o == name) {
+                continue;
+            }
+        }
+        for r in one(name, budget, &opts) {
+            r.emit();
+        }
+    }
+}

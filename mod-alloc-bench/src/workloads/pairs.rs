@@ -1,0 +1,82 @@
+//! Small alloc+free pairs (32 bytes, as a `Box<[u8; 32]>`), on 1 thread and
+//! on 2 threads at once.
+
+use super::{Direct, Global, Heap};
+use crate::measure::{self, Budget, SpinBarrier};
+use crate::protocol::Record;
+use crate::run::Options;
+use std::alloc::Layout;
+use std::hint::black_box;
+use std::time::Instant;
+
+const LAYOUT: Layout = match Layout::from_size_align(32, 8) {
+    Ok(l) => l,
+    Err(_) => panic!("32/8 is a valid layout"),
+};
+
+/// `n` alloc+free pairs of 32 bytes.
+#[inline(never)]
+pub fn pairs<H: Heap>(h: H, n: u64) {
+    for _ in 0..n {
+        // SAFETY: non-zero size; the block is freed right away with its layout.
+        let p = unsafe { h.alloc(LAYOUT) };
+        black_box(p);
+        if !p.is_null() {
+            // SAFETY: `p` came from `h.alloc(LAYOUT)` just above.
+            unsafe { h.dealloc(p, LAYOUT) };
+        }
+    }
+}
+
+/// Pairs on this thread, against `System` pairs on this thread.
+pub fn one_thread(budget: Budget) -> Vec<Record> {
+    measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| pairs(Direct, n))
+        .iter()
+        .map(|p| p.record("pair-1t"))
+        .collect()
+}
+
+/// Pairs on two threads at once (each against its own `System` pairs),
+/// keeping the rounds where the two threads overlapped.
+pub fn two_threads(budget: Budget, opts: &Options) -> Vec<Record> {
+    let nm = measure::calibrate(&mut |n| pairs(Global, n), budget.batch);
+    let nr = measure::calibrate(&mut |n| pairs(Direct, n), budget.batch);
+    // A round is two batches; keep to the budget, with enough rounds to
+    // survive the overlap filter.
+    let round_ms = 2.0 * budget.batch.as_secs_f64() * 1e3;
+    let rounds = ((budget.total.as_secs_f64() * 1e3 / round_ms) as usize).clamp(21, 301);
+    let barrier = SpinBarrier::new(2);
+    let epoch = Instant::now();
+    let run = || {
+        let _scope = opts.scope.map(|open| open());
+        measure::paired_at_barrier(
+            &barrier,
+            epoch,
+            rounds,
+            nm,
+            nr,
+            1,
+            &mut |n| pairs(Global, n),
+            &mut |n| pairs(Direct, n),
+        )
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(run);
+        let b = s.spawn(run);
+        (a.join(), b.join())
+    });
+    let (Ok(a), Ok(b)) = (a, b) else {
+        return vec![Record::Skip {
+            workload: "pair-2t".into(),
+            reason: "a thread panicked".into(),
+        }];
+    };
+    let kept = measure::overlapping(&a, &b);
+    if kept.is_empty() {
+        return vec![Record::Skip {
+            workload: "pair-2t".into(),
+            reason: "no round overlapped (machine too busy)".into(),
+        }];
+    }
+    kept.iter().map(|p| p.record("pair-2t")).collect()
+}
