@@ -7,6 +7,9 @@
 //! sides get their own `n`, so a slow allocator (dhat) does not shrink the
 //! reference batch below the timer's resolution.
 //!
+//! Batches are timed in thread CPU time ([`thread_cpu_ns`]), so time spent
+//! descheduled does not count; the two-thread overlap check uses wall time.
+//!
 //! Two-thread samples start both threads at a [`SpinBarrier`] and keep a
 //! round only when the two threads' timed batches overlapped for most of
 //! their length: otherwise the scheduler ran them one after the other and
@@ -91,21 +94,39 @@ pub fn median(v: &[f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Nanoseconds `f` took.
+/// CPU time of the calling thread, in nanoseconds.
+///
+/// Batches are timed in thread CPU time, not wall time: on a shared machine
+/// a thread is often descheduled in the middle of a batch, and wall time
+/// would charge that pause to whichever side was running.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable `timespec`; the clock id is a
+    // constant Linux supports for every thread.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Thread CPU nanoseconds `f` took (see [`thread_cpu_ns`]).
 pub fn time_ns(f: impl FnOnce()) -> f64 {
-    let t = Instant::now();
+    let t = thread_cpu_ns();
     f();
     black_box(());
-    t.elapsed().as_nanos() as f64
+    thread_cpu_ns().saturating_sub(t) as f64
 }
 
 /// The smallest power of two `n` for which `f(n)` lasts at least `target`.
 pub fn calibrate(f: &mut dyn FnMut(u64), target: Duration) -> u64 {
     let mut n = 1u64;
     loop {
-        let t = Instant::now();
-        f(n);
-        if t.elapsed() >= target || n >= 1 << 30 {
+        let ns = time_ns(|| f(n));
+        if ns >= target.as_nanos() as f64 || n >= 1 << 30 {
             return n;
         }
         n *= 2;

@@ -113,7 +113,9 @@ pub fn kernel(buf: &[u64], reps: u64) -> u64 {
 }
 
 fn normalised(budget: Budget, name: &str, work: &mut dyn FnMut()) -> Vec<Record> {
-    let buf: Vec<u64> = (0..32 * 1024u64).map(|i| i.wrapping_mul(2654435761)).collect();
+    let buf: Vec<u64> = (0..32 * 1024u64)
+        .map(|i| i.wrapping_mul(2654435761))
+        .collect();
     // Size the kernel to last about as long as one run of the workload.
     let work_ns = measure::time_ns(&mut *work);
     let one = measure::time_ns(|| {

@@ -3,7 +3,9 @@
 //!
 //! Arguments: `--budget-ms N` (time per workload, default 150),
 //! `--only NAME[,NAME..]` (workloads to run), `--list` (print the workload
-//! names and exit).
+//! names and exit), `--callgrind-pairs N` (no timing: N alloc+free pairs
+//! through the global allocator, then N on `System` directly, in two
+//! functions `scripts/callgrind-pairs` counts instructions of).
 
 use crate::measure::Budget;
 use crate::protocol::Record;
@@ -70,6 +72,12 @@ pub fn run(opts: Options) {
                     .next()
                     .map(|v| v.split(',').map(str::to_string).collect())
             }
+            "--callgrind-pairs" => {
+                let n = args.next().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+                callgrind_global_pairs(n);
+                callgrind_direct_pairs(n);
+                return;
+            }
             "--list" => {
                 for w in WORKLOADS {
                     println!("{w}");
@@ -77,7 +85,7 @@ pub fn run(opts: Options) {
                 return;
             }
             other => {
-                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list");
+                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list, --callgrind-pairs N");
                 std::process::exit(2);
             }
         }
@@ -93,4 +101,16 @@ pub fn run(opts: Options) {
             r.emit();
         }
     }
+}
+
+/// `n` pairs through the global allocator; the function callgrind counts.
+#[inline(never)]
+pub fn callgrind_global_pairs(n: u64) {
+    workloads::pairs::pairs(workloads::Global, n);
+}
+
+/// `n` pairs on `System` directly; the function callgrind counts.
+#[inline(never)]
+pub fn callgrind_direct_pairs(n: u64) {
+    workloads::pairs::pairs(workloads::Direct, n);
 }

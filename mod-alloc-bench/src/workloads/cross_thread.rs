@@ -85,8 +85,8 @@ pub fn run(budget: Budget, opts: &Options) -> Vec<Record> {
     // several pairs: the ring, the cache line moving between cores).
     let nm = (measure::calibrate(&mut |n| pairs(Global, n), budget.batch) / 8).max(256);
     let nr = (measure::calibrate(&mut |n| pairs(Direct, n), budget.batch) / 8).max(256);
-    let rounds = ((budget.total.as_secs_f64() / (4.0 * budget.batch.as_secs_f64())) as usize)
-        .clamp(11, 201);
+    let rounds =
+        ((budget.total.as_secs_f64() / (4.0 * budget.batch.as_secs_f64())) as usize).clamp(11, 201);
     let ring = Ring::new();
     let barrier = SpinBarrier::new(2);
     let epoch = Instant::now();

@@ -29,7 +29,9 @@ pub fn at_depth<R>(depth: usize, f: &mut dyn FnMut() -> R) -> R {
 pub fn run(budget: Budget, depth: usize) -> Vec<Record> {
     let name = format!("depth-{depth}");
     at_depth(depth, &mut || {
-        measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| pairs(Direct, n))
+        measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| {
+            pairs(Direct, n)
+        })
     })
     .iter()
     .map(|p| p.record(&name))

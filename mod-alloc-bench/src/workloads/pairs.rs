@@ -30,10 +30,12 @@ pub fn pairs<H: Heap>(h: H, n: u64) {
 
 /// Pairs on this thread, against `System` pairs on this thread.
 pub fn one_thread(budget: Budget) -> Vec<Record> {
-    measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| pairs(Direct, n))
-        .iter()
-        .map(|p| p.record("pair-1t"))
-        .collect()
+    measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| {
+        pairs(Direct, n)
+    })
+    .iter()
+    .map(|p| p.record("pair-1t"))
+    .collect()
 }
 
 /// Pairs on two threads at once (each against its own `System` pairs),

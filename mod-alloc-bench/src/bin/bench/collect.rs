@@ -38,9 +38,10 @@ pub(crate) fn run_rounds(
         if let Some((_, why)) = build_errors.iter().find(|(b, _)| b == a.bin) {
             runs[i].failures.push(why.clone());
         } else if !bin_dir.join(a.bin).exists() {
-            runs[i]
-                .failures
-                .push(format!("not built: {} missing", bin_dir.join(a.bin).display()));
+            runs[i].failures.push(format!(
+                "not built: {} missing",
+                bin_dir.join(a.bin).display()
+            ));
         }
     }
     for r in 0..settings.rounds {
@@ -64,7 +65,10 @@ pub(crate) fn run_rounds(
                 Ok(o) => runs[i].failures.push(format!(
                     "crashed: {} ({})",
                     o.status,
-                    String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or("")
+                    String::from_utf8_lossy(&o.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
                 )),
                 Err(e) => runs[i].failures.push(format!("cannot run: {e}")),
             }

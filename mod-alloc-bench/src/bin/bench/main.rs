@@ -46,15 +46,60 @@ const BENCH_BT: &str = "mod-alloc-bench-backtraces";
 
 /// Every allocator, in column order; `system` first (the baseline).
 pub(crate) const ALLOCATORS: [Allocator; 9] = [
-    Allocator { bin: "system", short: "System", about: "std::alloc::System (glibc malloc)", package: BENCH },
-    Allocator { bin: "modalloc-counters", short: "counters", about: "mod-alloc, default features (counters), no scope", package: BENCH },
-    Allocator { bin: "modalloc-counters-scope", short: "cnt+scope", about: "mod-alloc counters with a Profiler scope open on each thread", package: BENCH },
-    Allocator { bin: "modalloc-backtraces", short: "bt", about: "mod-alloc with feature `backtraces`, no scope", package: BENCH_BT },
-    Allocator { bin: "modalloc-backtraces-scope", short: "bt+scope", about: "mod-alloc `backtraces` with a Profiler scope open on each thread", package: BENCH_BT },
-    Allocator { bin: "upstream-mod-alloc", short: "upstream", about: "mod-alloc 1.0.1 from crates.io (global atomics)", package: BENCH },
-    Allocator { bin: "stats-alloc", short: "stats_alloc", about: "stats_alloc 0.1.10 (global atomics)", package: BENCH },
-    Allocator { bin: "allocation-counter", short: "alloc-cnt", about: "allocation-counter 0.8.1 (thread-local counters)", package: BENCH },
-    Allocator { bin: "dhat", short: "dhat", about: "dhat 0.3.3 heap profiler (dhat::Alloc + Profiler::new_heap)", package: BENCH },
+    Allocator {
+        bin: "system",
+        short: "System",
+        about: "std::alloc::System (glibc malloc)",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "modalloc-counters",
+        short: "counters",
+        about: "mod-alloc, default features (counters), no scope",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "modalloc-counters-scope",
+        short: "cnt+scope",
+        about: "mod-alloc counters with a Profiler scope open on each thread",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "modalloc-backtraces",
+        short: "bt",
+        about: "mod-alloc with feature `backtraces`, no scope",
+        package: BENCH_BT,
+    },
+    Allocator {
+        bin: "modalloc-backtraces-scope",
+        short: "bt+scope",
+        about: "mod-alloc `backtraces` with a Profiler scope open on each thread",
+        package: BENCH_BT,
+    },
+    Allocator {
+        bin: "upstream-mod-alloc",
+        short: "upstream",
+        about: "mod-alloc 1.0.1 from crates.io (global atomics)",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "stats-alloc",
+        short: "stats_alloc",
+        about: "stats_alloc 0.1.10 (global atomics)",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "allocation-counter",
+        short: "alloc-cnt",
+        about: "allocation-counter 0.8.1 (thread-local counters)",
+        package: BENCH,
+    },
+    Allocator {
+        bin: "dhat",
+        short: "dhat",
+        about: "dhat 0.3.3 heap profiler (dhat::Alloc + Profiler::new_heap)",
+        package: BENCH,
+    },
 ];
 
 /// Command-line settings.
@@ -90,7 +135,9 @@ fn settings() -> Result<Settings, String> {
             "--rounds" => s.rounds = value()?.parse().map_err(|_| "--rounds: a number")?,
             "--budget-ms" => s.budget_ms = value()?.parse().map_err(|_| "--budget-ms: a number")?,
             "--only" => s.only = Some(value()?),
-            "--allocators" => s.allocators = Some(value()?.split(',').map(str::to_string).collect()),
+            "--allocators" => {
+                s.allocators = Some(value()?.split(',').map(str::to_string).collect())
+            }
             "--no-build" => s.no_build = true,
             "--update-readme" => s.update_readme = true,
             _ => {
@@ -128,7 +175,7 @@ fn main() {
                 || settings
                     .allocators
                     .as_ref()
-                    .map_or(true, |l| l.iter().any(|n| n == a.bin))
+                    .is_none_or(|l| l.iter().any(|n| n == a.bin))
         })
         .copied()
         .collect();
@@ -154,7 +201,10 @@ fn main() {
         eprintln!("bench: could not write results.tsv: {e}");
     }
     if settings.update_readme {
-        match readme::update(&workspace_root().join("README.md"), &table.render_markdown(&settings)) {
+        match readme::update(
+            &workspace_root().join("README.md"),
+            &table.render_markdown(&settings),
+        ) {
             Ok(()) => println!("README.md results table updated."),
             Err(e) => {
                 eprintln!("bench: README.md not updated: {e}");

@@ -10,7 +10,10 @@ const END: &str = "<!-- bench:end -->";
 pub(crate) fn update(path: &Path, body: &str) -> Result<(), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (Some(s), Some(e)) = (text.find(START), text.find(END)) else {
-        return Err(format!("{} has no {START} ... {END} markers", path.display()));
+        return Err(format!(
+            "{} has no {START} ... {END} markers",
+            path.display()
+        ));
     };
     if e < s {
         return Err(format!("{END} comes before {START}"));
