@@ -255,11 +255,14 @@ pub fn normalised(
     // Warm up once (page faults of first use, lazy statics).
     work();
     calibration();
-    let started = Instant::now();
+    // One run varies by up to ±20% from the next (heap growth and trimming,
+    // page faults), so take at least 9, and count the budget in this
+    // thread's CPU time so a busy machine does not cut the sample short.
+    let min_rounds = budget.min_rounds.max(9);
+    let started = thread_cpu_ns();
+    let spent = || Duration::from_nanos(thread_cpu_ns().saturating_sub(started));
     let mut out = Vec::new();
-    while out.len() < budget.min_rounds
-        || (started.elapsed() < budget.total && out.len() < budget.max_rounds)
-    {
+    while out.len() < min_rounds || (spent() < budget.total && out.len() < budget.max_rounds) {
         let (w, c) = if out.len() % 2 == 0 {
             let w = time_ns(&mut *work);
             (w, time_ns(&mut *calibration))

@@ -3,9 +3,9 @@
 //!
 //! These cannot be run "on System directly" inside a binary whose global
 //! allocator is another, so the in-process reference is an allocation-free
-//! calibration kernel (a multiply-xorshift hash over a 256 KiB buffer, sized
-//! to last about as long as the workload), interleaved with it on the same
-//! thread. Each sample is workload time / kernel time, which removes the
+//! calibration (serde_json: the same parse into `IgnoredAny`; regex: a
+//! multiply-xorshift hash over a 256 KiB buffer), repeated to last about as
+//! long as the workload and interleaved with it on the same thread. Each sample is workload time / kernel time, which removes the
 //! speed of the process (CPU frequency, the other tenant's load); the driver
 //! divides the median by the `system` binary's median from the same rounds.
 //! Left in: layout effects specific to one binary (code alignment, cache
@@ -77,10 +77,19 @@ pub fn text_input() -> String {
     s
 }
 
-/// Parse into `serde_json::Value`, serialize back; returns the output length.
-pub fn json_round_trip(input: &str) -> usize {
+/// Parse into `serde_json::Value`, serialize back into `out` (cleared
+/// first, its capacity kept from run to run); returns the output length.
+///
+/// Reusing `out` keeps a fresh multi-megabyte `mmap` and its page faults out
+/// of every run: they cost the same for every allocator and, on a busy
+/// machine, vary by ±30% from run to run.
+pub fn json_round_trip(input: &str, out: &mut Vec<u8>) -> usize {
+    out.clear();
     match serde_json::from_str::<serde_json::Value>(input) {
-        Ok(v) => serde_json::to_string(&v).map(|s| s.len()).unwrap_or(0),
+        Ok(v) => match serde_json::to_writer(&mut *out, &v) {
+            Ok(()) => out.len(),
+            Err(_) => 0,
+        },
         Err(_) => 0,
     }
 }
@@ -112,41 +121,65 @@ pub fn kernel(buf: &[u64], reps: u64) -> u64 {
     black_box(h)
 }
 
-fn normalised(budget: Budget, name: &str, work: &mut dyn FnMut()) -> Vec<Record> {
-    let buf: Vec<u64> = (0..32 * 1024u64)
-        .map(|i| i.wrapping_mul(2654435761))
-        .collect();
-    // Size the kernel to last about as long as one run of the workload.
+/// Samples of `work` against `calibration` repeated to last about as long.
+fn normalised(
+    budget: Budget,
+    name: &str,
+    work: &mut dyn FnMut(),
+    calibration: &mut dyn FnMut(),
+) -> Vec<Record> {
+    // Size the calibration to last about as long as one run of the workload.
+    work();
     let work_ns = measure::time_ns(&mut *work);
-    let one = measure::time_ns(|| {
-        kernel(&buf, 1);
-    })
-    .max(1.0);
-    let reps = ((work_ns / one) as u64).max(1);
+    let one = measure::time_ns(&mut *calibration).max(1.0);
+    let reps = ((work_ns / one).round() as u64).max(1);
     measure::normalised(budget, work, &mut || {
-        kernel(&buf, reps);
+        for _ in 0..reps {
+            calibration();
+        }
     })
     .into_iter()
+    // Per calibration run, so the figure does not depend on `reps`.
     .map(|(norm, ns)| Record::Norm {
         workload: name.to_string(),
-        norm,
+        norm: norm * reps as f64,
         ns,
     })
     .collect()
 }
 
-/// serde_json parse + serialize.
+/// serde_json parse + serialize. Calibration: the same parser over the
+/// same input into `IgnoredAny`, which allocates nothing, so it tracks the
+/// memory-bound part of the work (its run-to-run swings are ±15% here).
 pub fn serde(budget: Budget) -> Vec<Record> {
     let input = json_input();
-    normalised(budget, "serde-json", &mut || {
-        black_box(json_round_trip(&input));
-    })
+    let mut out = Vec::new();
+    normalised(
+        budget,
+        "serde-json",
+        &mut || {
+            black_box(json_round_trip(&input, &mut out));
+        },
+        &mut || {
+            black_box(serde_json::from_str::<serde::de::IgnoredAny>(&input).is_ok());
+        },
+    )
 }
 
-/// regex compile + match.
+/// regex compile + match. Calibration: [`kernel`] over a 256 KiB buffer.
 pub fn regex(budget: Budget) -> Vec<Record> {
     let text = text_input();
-    normalised(budget, "regex", &mut || {
-        black_box(regex_compile_match(&text));
-    })
+    let buf: Vec<u64> = (0..32 * 1024u64)
+        .map(|i| i.wrapping_mul(2654435761))
+        .collect();
+    normalised(
+        budget,
+        "regex",
+        &mut || {
+            black_box(regex_compile_match(&text));
+        },
+        &mut || {
+            kernel(&buf, 1);
+        },
+    )
 }
