@@ -16,11 +16,17 @@ pub(crate) struct Runs {
     pub(crate) failures: Vec<String>,
 }
 
-/// Launch order of round `r`: rotated by `r`, reversed every other round.
+/// Launch order of round `r`: rotated by `r`, reversed every other round;
+/// `system` (index 0) runs a second time half a round away from its first,
+/// since every ratio is divided by its figures.
 pub(crate) fn order(n: usize, r: usize) -> Vec<usize> {
     let mut o: Vec<usize> = (0..n).map(|i| (i + r) % n).collect();
     if r % 2 == 1 {
         o.reverse();
+    }
+    if n > 2 {
+        let first = o.iter().position(|&i| i == 0).unwrap_or(0);
+        o.insert((first + n / 2) % n + 1, 0);
     }
     o
 }

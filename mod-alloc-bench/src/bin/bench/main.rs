@@ -7,9 +7,10 @@
 //! ```
 //!
 //! How the figures are made (printed under the table too):
-//! - Each round launches every binary once, in an order rotated each round
-//!   (reversed every other round), so no binary always runs first or after
-//!   the same neighbour.
+//! - Each round launches every binary once (`system` twice: every ratio is
+//!   divided by its figures), in an order rotated each round (reversed every
+//!   other round), so no binary always runs first or after the same
+//!   neighbour.
 //! - A binary normalises every sample in-process (see `mod_alloc_bench`):
 //!   allocation workloads against the same operations calling `System`
 //!   directly on the same thread; real-library workloads against an
@@ -122,7 +123,7 @@ pub(crate) struct Settings {
 fn settings() -> Result<Settings, String> {
     let mut s = Settings {
         rounds: 5,
-        budget_ms: 120,
+        budget_ms: 100,
         only: None,
         allocators: None,
         no_build: false,

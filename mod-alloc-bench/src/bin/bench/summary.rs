@@ -475,7 +475,8 @@ impl Table {
 }
 
 fn legend() -> String {
-    "How: every binary is one allocator, launched once per round in rotated order. \
+    "How: every binary is one allocator, launched once per round in rotated order \
+     (system twice). \
      Time rows: each process times its allocator (through the global-allocator path, \
      as Box and Vec do) against the same operations calling System directly, interleaved \
      on the same thread, in thread CPU time; that in-process ratio is divided by the \
@@ -501,7 +502,8 @@ fn fmt_num(v: f64) -> String {
 
 fn fmt_cell(c: &Cell) -> String {
     match c.kind {
-        Kind::Bytes => format!("{:.0} B", c.value),
+        // `+ 0.0` turns a rounded -0 into 0.
+        Kind::Bytes => format!("{:.0} B", c.value.round() + 0.0),
         _ => format!("{}±{}", fmt_num(c.value), fmt_num(c.spread)),
     }
 }
