@@ -245,8 +245,8 @@ pub fn overlapping(a: &[ThreadRound], b: &[ThreadRound]) -> Vec<Pair> {
 }
 
 /// Interleaved rounds of an end-to-end `work()` and an allocation-free
-/// `calibration()` on this thread; each sample is work time / calibration
-/// time. Returns (normalised, work ns) per round.
+/// `calibration()` on this thread. Returns (work ns, calibration ns) per
+/// round.
 pub fn normalised(
     budget: Budget,
     work: &mut dyn FnMut(),
@@ -255,10 +255,11 @@ pub fn normalised(
     // Warm up once (page faults of first use, lazy statics).
     work();
     calibration();
-    // One run varies by up to ±20% from the next (heap growth and trimming,
-    // page faults), so take at least 9, and count the budget in this
-    // thread's CPU time so a busy machine does not cut the sample short.
-    let min_rounds = budget.min_rounds.max(9);
+    // One run varies by up to ±30% from the next here, in CPU time and
+    // without page faults: these workloads are memory-bound and share the
+    // caches with the other tenant. Take at least 11, and count the budget
+    // in this thread's CPU time so a busy machine does not cut it short.
+    let min_rounds = budget.min_rounds.max(11);
     let started = thread_cpu_ns();
     let spent = || Duration::from_nanos(thread_cpu_ns().saturating_sub(started));
     let mut out = Vec::new();
@@ -270,7 +271,7 @@ pub fn normalised(
             let c = time_ns(&mut *calibration);
             (time_ns(&mut *work), c)
         };
-        out.push((w / c, w));
+        out.push((w, c));
     }
     out
 }
