@@ -1,2 +1,26 @@
 //! mod-alloc: allocation profiling and allocation assertions (work in progress).
 #![cfg_attr(not(feature = "std"), no_std)]
+
+// TEMPORARY: the core's API, stubbed until it lands (removed on merge).
+#[cfg(feature = "macros")]
+mod core_stub;
+#[cfg(feature = "macros")]
+pub use core_stub::{AllocStats, Profiler};
+#[cfg(feature = "macros")]
+mod thread {
+    pub(crate) use crate::core_stub::untracked;
+}
+
+// ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----
+#[cfg(feature = "macros")]
+pub use mod_alloc_macros::{alloc_test, assert_allocs};
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+#[cfg(feature = "macros")]
+mod artefact;
+#[cfg(feature = "macros")]
+mod budget;
+#[cfg(feature = "macros")]
+mod report;

@@ -1,0 +1,190 @@
+//! What `#[alloc_test]` and `assert_allocs!` expand to. Not a public API:
+//! hidden from the docs, and free to change in any release together with
+//! `mod-alloc-macros` (which the facade pins with `=x.y.z`).
+//!
+//! One budgeted run is: open a [`Profiler`] scope on this thread, run the
+//! body, stop the scope, check the [`Limits`] against its figures and, if one
+//! is exceeded, panic with the report.
+//!
+//! Invariants:
+//! - Only the body runs inside the scope: the harness's own work (output
+//!   capture, thread spawning, the async runtime's start-up) happens before
+//!   or after it and is never counted.
+//! - A panic in the body propagates untouched: the scope is closed by the
+//!   `Profiler`'s drop while unwinding and no budget is checked, so the test
+//!   fails with its own message, once.
+//! - The success path allocates nothing (the check is on the stack), so a
+//!   budget inside a benchmark loop does not disturb outer counters.
+//! - The report (and the artefact) is built with tracking suspended on this
+//!   thread, so it never counts toward any enclosing scope; building it never
+//!   panics, so the budget panic is the only one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::artefact::{self, Outcome};
+use crate::budget::Verdict;
+use crate::report::{Report, Sites};
+use crate::{AllocStats, Profiler};
+
+pub use crate::budget::{Limit, Limits};
+
+/// Where a budget was declared, captured at the call site by the macros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The test fn's name for `#[alloc_test]`; `None` for `assert_allocs!`.
+    pub test_name: Option<&'static str>,
+    /// `module_path!()` at the call site.
+    pub module_path: &'static str,
+    /// `file!()` at the call site.
+    pub file: &'static str,
+    /// `line!()` at the call site.
+    pub line: u32,
+    /// `column!()` at the call site.
+    pub column: u32,
+    /// `env!("CARGO_MANIFEST_DIR")` of the calling crate.
+    pub manifest_dir: &'static str,
+    /// `env!("CARGO_CRATE_NAME")` of the calling crate.
+    pub crate_name: &'static str,
+}
+
+/// Runs a `#[alloc_test]` body under `limits`; returns its value.
+///
+/// Panics with the report if a limit is exceeded.
+#[track_caller]
+pub fn run_test<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
+    measure(origin, limits, body)
+}
+
+/// Runs an `assert_allocs!` block under `limits`; returns its value.
+///
+/// Panics with the report if a limit is exceeded.
+#[track_caller]
+pub fn run_block<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
+    measure(origin, limits, body)
+}
+
+/// Wraps an async `#[alloc_test]` body: the returned future measures `future`
+/// from its first poll to its completion, then checks `limits`.
+///
+/// The scope is opened on the thread of the first poll and stays open until
+/// the future completes, so everything that thread runs in between (the
+/// body, and the tasks it spawned onto the same single-threaded runtime) is
+/// counted; work on other runtime threads is not. `#[tokio::test]` polls
+/// the body on the test thread (`block_on`), so this is the test's own work.
+pub fn run_async<F: Future>(
+    origin: &'static Origin,
+    limits: &'static Limits,
+    future: F,
+) -> Budgeted<F> {
+    Budgeted {
+        future: Box::pin(future),
+        origin,
+        limits,
+        profiler: None,
+    }
+}
+
+/// Stands in for the value of an `assert_allocs!` call that failed to
+/// compile: the expansion emits it right after its `compile_error!`, so it
+/// never runs; it only keeps the surrounding code free of follow-on errors.
+pub fn error_value<T>() -> T {
+    unreachable!("assert_allocs! did not compile")
+}
+
+/// The future [`run_async`] returns.
+///
+/// Not `Send`: its scope belongs to the thread that first polled it.
+#[must_use = "futures do nothing unless awaited"]
+pub struct Budgeted<F: Future> {
+    future: Pin<Box<F>>,
+    origin: &'static Origin,
+    limits: &'static Limits,
+    profiler: Option<Profiler>,
+}
+
+impl<F: Future> Future for Budgeted<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // `Budgeted` is `Unpin`: the body is behind its own `Pin<Box<_>>`.
+        let this = self.get_mut();
+        if this.profiler.is_none() {
+            this.profiler = Some(Profiler::start());
+        }
+        let output = match this.future.as_mut().poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(output) => output,
+        };
+        if let Some(profiler) = this.profiler.take() {
+            enforce(this.origin, this.limits, &profiler.stop());
+        }
+        Poll::Ready(output)
+    }
+}
+
+#[track_caller]
+fn measure<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
+    let profiler = Profiler::start();
+    let value = body();
+    let stats = profiler.stop();
+    enforce(origin, limits, &stats);
+    value
+}
+
+/// Checks the figures; panics with the report when a limit is exceeded.
+#[track_caller]
+fn enforce(origin: &Origin, limits: &Limits, stats: &AllocStats) {
+    let verdict = Verdict::new(limits, stats);
+    if !verdict.passed() {
+        fail(origin, &verdict, stats);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn fail(origin: &Origin, verdict: &Verdict, stats: &AllocStats) -> ! {
+    let report = crate::thread::untracked(|| {
+        let context = artefact::Context::from_env(origin);
+        let artefact = save_artefact(origin, &context);
+        Report {
+            origin,
+            verdict,
+            stats,
+            sites: &call_sites(verdict),
+            artefact: &artefact,
+            current_dir: context.current_dir.clone(),
+        }
+        .render()
+    });
+    std::panic::panic_any(report)
+}
+
+/// The call-site section of the report.
+fn call_sites(_verdict: &Verdict) -> Sites {
+    if cfg!(feature = "backtraces") {
+        // The scope's per-site figures are not handed to the harness yet.
+        Sites::Unavailable("not yet collected per scope for budget reports")
+    } else {
+        Sites::Off
+    }
+}
+
+/// Writes the scope's DHAT profile, or says why not.
+fn save_artefact(origin: &Origin, context: &artefact::Context) -> Outcome {
+    if cfg!(feature = "dhat-compat") {
+        artefact::save(origin, context, write_scope_profile)
+    } else {
+        Outcome::Disabled
+    }
+}
+
+/// Writes the failing scope's DHAT JSON to `path`.
+fn write_scope_profile(_path: &std::path::Path) -> std::io::Result<()> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "per-scope DHAT profiles are not written yet",
+    ))
+}
