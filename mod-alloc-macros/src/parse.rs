@@ -30,10 +30,9 @@ pub(crate) enum Value {
     Other(TokenStream),
 }
 
-/// The entries that have the right shape, and the errors of those that don't.
+/// Each entry in source order: parsed, or the error that its shape has.
 pub(crate) struct Parsed {
-    pub(crate) entries: Vec<Entry>,
-    pub(crate) errors: Vec<syn::Error>,
+    pub(crate) entries: Vec<syn::Result<Entry>>,
 }
 
 /// `assert_allocs!`'s input split into its limits and its trailing block.
@@ -52,7 +51,6 @@ pub(crate) const ENTRY_FORM: &str = "a limit such as `max_allocs = 10` or `max_p
 pub(crate) fn limits(tokens: TokenStream) -> Parsed {
     let mut parsed = Parsed {
         entries: Vec::new(),
-        errors: Vec::new(),
     };
     let segments = split_on_commas(tokens);
     let last = segments.len().saturating_sub(1);
@@ -61,14 +59,13 @@ pub(crate) fn limits(tokens: TokenStream) -> Parsed {
             // Only a trailing comma (or no input at all) may leave a gap.
             if let (true, Some(comma)) = (index != last, comma) {
                 let message = format!("expected {ENTRY_FORM} before this comma");
-                parsed.errors.push(syn::Error::new_spanned(comma, message));
+                parsed
+                    .entries
+                    .push(Err(syn::Error::new_spanned(comma, message)));
             }
             continue;
         }
-        match entry(segment) {
-            Ok(entry) => parsed.entries.push(entry),
-            Err(error) => parsed.errors.push(error),
-        }
+        parsed.entries.push(entry(segment));
     }
     parsed
 }
@@ -108,12 +105,12 @@ pub(crate) fn block_call(tokens: TokenStream) -> BlockCall {
                 syn::Error::new_spanned(offending.clone(), expected)
             };
             // The last segment may itself be a limit (`assert_allocs!(max_allocs = 1)`):
-            // keep it, so its own mistakes are reported too.
+            // keep it, so its own mistakes are reported too. (`limits` ends
+            // with the comma that preceded it.)
             let mut limits = limits;
-            if !limits.is_empty() {
-                limits.extend(quote::quote!(,));
+            if looks_like_entry(&offending) {
+                limits.extend(offending);
             }
-            limits.extend(offending);
             BlockCall {
                 limits,
                 block: None,
@@ -121,6 +118,15 @@ pub(crate) fn block_call(tokens: TokenStream) -> BlockCall {
             }
         }
     }
+}
+
+/// `ident = ...`: a limit rather than an expression meant as the body.
+fn looks_like_entry(tokens: &TokenStream) -> bool {
+    let mut tokens = tokens.clone().into_iter();
+    matches!(
+        (tokens.next(), tokens.next()),
+        (Some(TokenTree::Ident(_)), Some(TokenTree::Punct(eq))) if eq.as_char() == '='
+    )
 }
 
 /// A brace group, looking through the invisible groups `macro_rules!` adds
@@ -251,22 +257,25 @@ mod tests {
     #[test]
     fn entries_keep_their_order_and_trailing_comma_is_fine() {
         let parsed = limits(quote!(max_allocs = 10, max_peak = "4KB",));
-        assert!(parsed.errors.is_empty());
-        let keys: Vec<String> = parsed.entries.iter().map(|e| e.key.to_string()).collect();
+        let keys: Vec<String> = parsed
+            .entries
+            .iter()
+            .map(|e| e.as_ref().map(|e| e.key.to_string()).unwrap_or_default())
+            .collect();
         assert_eq!(keys, ["max_allocs", "max_peak"]);
     }
 
     #[test]
     fn every_malformed_entry_is_reported() {
         let parsed = limits(quote!(max_allocs, max_bytes =, 5 = 3, max_peak: 4, ok = 1));
-        assert_eq!(parsed.errors.len(), 4);
-        assert_eq!(parsed.entries.len(), 1);
+        let shapes: Vec<bool> = parsed.entries.iter().map(Result::is_ok).collect();
+        assert_eq!(shapes, [false, false, false, false, true]);
     }
 
     #[test]
     fn a_gap_between_commas_is_an_error() {
         let parsed = limits(quote!(max_allocs = 1,, max_peak = 2));
-        assert_eq!(parsed.errors.len(), 1);
+        assert_eq!(parsed.entries.iter().filter(|e| e.is_err()).count(), 1);
     }
 
     #[test]
@@ -275,6 +284,7 @@ mod tests {
         let kinds: Vec<&str> = parsed
             .entries
             .iter()
+            .flatten()
             .map(|e| match e.value {
                 Value::Lit(_) => "lit",
                 Value::Negative { .. } => "negative",
@@ -299,5 +309,12 @@ mod tests {
         assert!(call.block.is_none());
         assert!(call.block_error.is_some());
         assert_eq!(call.limits.to_string(), quote!(max_allocs = 1).to_string());
+    }
+
+    #[test]
+    fn block_call_with_an_expression_for_a_block_drops_the_expression() {
+        let call = block_call(quote!(max_allocs = 1, vec![1]));
+        assert!(call.block_error.is_some());
+        assert_eq!(call.limits.to_string(), quote!(max_allocs = 1,).to_string());
     }
 }

@@ -128,12 +128,15 @@ pub(crate) fn limits(parsed: parse::Parsed, errors: &mut Errors, example: &str) 
     let mut limits = Limits {
         slots: [None, None, None, None],
     };
-    for error in parsed.errors {
-        errors.push(error);
-    }
-    let mut any_entry = false;
-    for Entry { key, value } in parsed.entries {
-        any_entry = true;
+    let any_entry = !parsed.entries.is_empty();
+    for entry in parsed.entries {
+        let Entry { key, value } = match entry {
+            Ok(entry) => entry,
+            Err(error) => {
+                errors.push(error);
+                continue;
+            }
+        };
         let name = key.to_string();
         let Some(which) = Key::from_name(&name) else {
             errors.push(syn::Error::new_spanned(&key, unknown_key_message(&name)));
