@@ -81,7 +81,12 @@ fn all_limits_together_pass_when_each_holds() {
     churn(2, 32);
 }
 
-#[alloc_test(max_allocations = 2, max_total_bytes = 64, max_live = 32, max_leaked_bytes = 0)]
+#[alloc_test(
+    max_allocations = 2,
+    max_total_bytes = 64,
+    max_live = 32,
+    max_leaked_bytes = 0
+)]
 fn aliases_work_like_the_canonical_names() {
     churn(2, 32);
 }
@@ -118,7 +123,7 @@ pub fn public_documented_tests_keep_their_attributes() {
 #[test]
 fn an_explicit_test_attribute_is_not_doubled() {}
 
-#[alloc_test(max_allocs = 0)]
+#[alloc_test(max_allocs = 2, max_bytes = "1KB", max_peak = 64)]
 #[ignore = "kept out of normal runs: `cargo test --test alloc_test -- --ignored` shows a full failure report"]
 fn shows_a_full_failure_report() {
     let mut words = Vec::new();
@@ -130,7 +135,9 @@ fn shows_a_full_failure_report() {
 
 mod nested {
     #[mod_alloc::alloc_test(max_allocs = 1)]
-    #[should_panic(expected = "allocation budget exceeded in reports_its_own_name (tests/alloc_test.rs:")]
+    #[should_panic(
+        expected = "allocation budget exceeded in reports_its_own_name (tests/alloc_test.rs:"
+    )]
     fn reports_its_own_name() {
         super::churn(2, 8);
     }

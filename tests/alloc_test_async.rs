@@ -42,7 +42,9 @@ async fn allocations_on_both_sides_of_an_await_are_counted() {
 
 #[alloc_test(max_allocs = 1)]
 #[tokio::test]
-#[should_panic(expected = "allocation budget exceeded in an_allocation_after_an_await_can_fail_the_budget")]
+#[should_panic(
+    expected = "allocation budget exceeded in an_allocation_after_an_await_can_fail_the_budget"
+)]
 async fn an_allocation_after_an_await_can_fail_the_budget() {
     drop(allocate(8));
     YieldOnce(false).await;

@@ -40,7 +40,9 @@ fn feature_lines() -> &'static str {
 
 #[test]
 fn evaluates_to_the_blocks_value() {
-    let buffer = assert_allocs!(max_allocs = 1, max_bytes = 64, { Vec::<u8>::with_capacity(64) });
+    let buffer = assert_allocs!(max_allocs = 1, max_bytes = 64, {
+        Vec::<u8>::with_capacity(64)
+    });
     assert_eq!(buffer.capacity(), 64);
 }
 
@@ -75,14 +77,20 @@ fn each_limit_passes_at_its_exact_value() {
 #[test]
 fn the_returned_value_counts_as_leaked() {
     let message = panic_message(|| {
-        drop(assert_allocs!(max_leaked = 0, { Vec::<u8>::with_capacity(32) }));
+        drop(assert_allocs!(max_leaked = 0, {
+            Vec::<u8>::with_capacity(32)
+        }));
     });
-    assert!(message.contains("max_leaked  0 B   measured 32 B in 1 block   over by 32 B"), "{message}");
+    assert!(
+        message.contains("max_leaked  0 B   measured 32 B in 1 block   over by 32 B"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_count_over_budget_gives_the_full_report() {
-    let message = panic_message(|| assert_allocs!(max_allocs = 2, max_peak = "1KB", { churn(3, 100) }));
+    let message =
+        panic_message(|| assert_allocs!(max_allocs = 2, max_peak = "1KB", { churn(3, 100) }));
     let line = line!() - 1;
     let expected = format!(
         "allocation budget exceeded in assert_allocs (assert_allocs! at tests/assert_allocs.rs:{line}:36)
@@ -103,26 +111,50 @@ DHAT profile: {}",
 
 #[test]
 fn violated_limits_are_listed_first() {
-    let message = panic_message(|| assert_allocs!(max_allocs = 10, max_bytes = 100, { churn(2, 64) }));
+    let message =
+        panic_message(|| assert_allocs!(max_allocs = 10, max_bytes = 100, { churn(2, 64) }));
     let lines: Vec<&str> = message.lines().collect();
-    assert_eq!(lines[1], "  max_bytes   100 B   measured 128 B   over by 28 B");
+    assert_eq!(
+        lines[1],
+        "  max_bytes   100 B   measured 128 B   over by 28 B"
+    );
     assert_eq!(lines[2], "  max_allocs  10      measured 2");
 }
 
+/// A report row, and a budget that fails with it.
+type OneOver = (&'static str, Box<dyn Fn()>);
+
 #[test]
 fn each_limit_fails_one_over() {
-    let cases: [(&str, Box<dyn Fn()>); 4] = [
-        ("max_allocs  3   measured 4   over by 1", Box::new(|| assert_allocs!(max_allocs = 3, { churn(4, 1) }))),
-        ("max_bytes   3 B   measured 4 B   over by 1 B", Box::new(|| assert_allocs!(max_bytes = 3, { churn(4, 1) }))),
-        ("max_peak    3 B   measured 4 B   over by 1 B", Box::new(|| assert_allocs!(max_peak = 3, { churn(1, 4) }))),
+    let cases: [OneOver; 4] = [
+        (
+            "max_allocs  3   measured 4   over by 1",
+            Box::new(|| assert_allocs!(max_allocs = 3, { churn(4, 1) })),
+        ),
+        (
+            "max_bytes   3 B   measured 4 B   over by 1 B",
+            Box::new(|| assert_allocs!(max_bytes = 3, { churn(4, 1) })),
+        ),
+        (
+            "max_peak    3 B   measured 4 B   over by 1 B",
+            Box::new(|| assert_allocs!(max_peak = 3, { churn(1, 4) })),
+        ),
         (
             "max_leaked  3 B   measured 4 B in 1 block   over by 1 B",
-            Box::new(|| assert_allocs!(max_leaked = 3, { std::mem::forget(Vec::<u8>::with_capacity(4)) })),
+            Box::new(|| {
+                assert_allocs!(max_leaked = 3, {
+                    std::mem::forget(Vec::<u8>::with_capacity(4))
+                })
+            }),
         ),
     ];
     for (row, run) in cases {
         let message = panic_message(run);
-        assert_eq!(message.lines().nth(1), Some(format!("  {row}").as_str()), "{message}");
+        assert_eq!(
+            message.lines().nth(1),
+            Some(format!("  {row}").as_str()),
+            "{message}"
+        );
     }
 }
 

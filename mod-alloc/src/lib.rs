@@ -5,7 +5,7 @@
 #[cfg(feature = "macros")]
 mod core_stub;
 #[cfg(feature = "macros")]
-pub use core_stub::{AllocStats, Profiler};
+pub use core_stub::{AllocStats, ModAlloc, Profiler};
 #[cfg(feature = "macros")]
 mod thread {
     pub(crate) use crate::core_stub::untracked;
