@@ -31,7 +31,14 @@ thread_local! {
     static PEAK: Cell<i64> = const { Cell::new(0) };
 }
 
+static INSTALLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn is_installed() -> bool {
+    INSTALLED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn on_alloc(size: usize) {
+    INSTALLED.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = ACTIVE.try_with(|a| {
         if a.get() && !BUSY.with(Cell::get) {
             ALLOCS.with(|c| c.set(c.get() + 1));

@@ -8,7 +8,7 @@ mod core_stub;
 pub use core_stub::{AllocStats, ModAlloc, Profiler};
 #[cfg(feature = "macros")]
 mod thread {
-    pub(crate) use crate::core_stub::untracked;
+    pub(crate) use crate::core_stub::{is_installed, untracked};
 }
 
 // ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----

@@ -136,10 +136,39 @@ fn measure<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
 /// Checks the figures; panics with the report when a limit is exceeded.
 #[track_caller]
 fn enforce(origin: &Origin, limits: &Limits, stats: &AllocStats) {
+    ensure_installed(origin);
     let verdict = Verdict::new(limits, stats);
     if !verdict.passed() {
         fail(origin, &verdict, stats);
     }
+}
+
+/// Fails loudly when `ModAlloc` is not the global allocator: every figure
+/// would be zero and every budget would pass without measuring anything.
+#[track_caller]
+fn ensure_installed(origin: &Origin) {
+    if crate::thread::is_installed() {
+        return;
+    }
+    // Nothing may have allocated through it yet: one probe settles it (once
+    // per process; it counts only in scopes enclosing this check).
+    drop(std::hint::black_box(Box::new(0u8)));
+    if !crate::thread::is_installed() {
+        not_installed(origin);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn not_installed(origin: &Origin) -> ! {
+    let name = origin.test_name.unwrap_or("assert_allocs!");
+    panic!(
+        "allocation budget cannot be checked in {name} ({}:{}): mod_alloc::ModAlloc is not the \
+         #[global_allocator] of this binary, so nothing is counted; add\n  \
+         #[global_allocator]\n  static GLOBAL: mod_alloc::ModAlloc = mod_alloc::ModAlloc::new();",
+        origin.file, origin.line
+    )
 }
 
 #[cold]
