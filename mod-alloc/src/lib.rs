@@ -1,16 +1,6 @@
 //! mod-alloc: allocation profiling and allocation assertions (work in progress).
 #![cfg_attr(not(feature = "std"), no_std)]
 
-// TEMPORARY: the core's API, stubbed until it lands (removed on merge).
-#[cfg(feature = "macros")]
-mod core_stub;
-#[cfg(feature = "macros")]
-pub use core_stub::{AllocStats, ModAlloc, Profiler};
-#[cfg(feature = "macros")]
-mod thread {
-    pub(crate) use crate::core_stub::{is_installed, untracked};
-}
-
 // ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----
 #[cfg(feature = "macros")]
 pub use mod_alloc_macros::{alloc_test, assert_allocs};
