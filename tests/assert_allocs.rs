@@ -89,11 +89,14 @@ fn the_returned_value_counts_as_leaked() {
 
 #[test]
 fn a_count_over_budget_gives_the_full_report() {
-    let message =
-        panic_message(|| assert_allocs!(max_allocs = 2, max_peak = "1KB", { churn(3, 100) }));
-    let line = line!() - 1;
+    let (message, line, column) = (
+        panic_message(|| assert_allocs!(max_allocs = 2, max_peak = "1KB", { churn(3, 100) })),
+        line!() - 1,
+        // Where `assert_allocs!` starts on that line.
+        26,
+    );
     let expected = format!(
-        "allocation budget exceeded in assert_allocs (assert_allocs! at tests/assert_allocs.rs:{line}:36)
+        "allocation budget exceeded in assert_allocs (assert_allocs! at tests/assert_allocs.rs:{line}:{column})
   max_allocs  2               measured 3       over by 1
   max_peak    1KB (1,000 B)   measured 100 B
 {}

@@ -101,15 +101,16 @@ fn a_spawned_threads_own_allocations_are_not_counted() {
 
 #[mod_alloc::alloc_test(max_bytes = "16KB", max_leaked = 0)]
 fn noisy_threads_running_during_the_body_are_not_counted() {
-    let go = Barrier::new(2);
-    std::thread::scope(|scope| {
-        let go = &go;
-        // Spawned before the budgeted work starts; allocates while it runs.
-        scope.spawn(move || {
-            go.wait();
-            churn(10_000, 256);
-        });
-        go.wait();
-        churn(3, 64);
+    // `join` (not `thread::scope`): it waits for the thread's exit, so the
+    // blocks the spawn allocated here are freed (by the child's thread-local
+    // teardown) before the budget is checked.
+    let go = std::sync::Arc::new(Barrier::new(2));
+    let child_go = std::sync::Arc::clone(&go);
+    let child = std::thread::spawn(move || {
+        child_go.wait();
+        churn(10_000, 256);
     });
+    go.wait();
+    churn(3, 64);
+    child.join().unwrap();
 }

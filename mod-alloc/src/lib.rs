@@ -1,5 +1,90 @@
-//! mod-alloc: allocation profiling and allocation assertions (work in progress).
+//! Allocation profiling and allocation *assertions* for Rust.
+//!
+//! Install [`ModAlloc`] as the global allocator, then measure what a piece of
+//! code allocates, exactly, on its own thread, even while other threads (other
+//! tests) allocate at the same time:
+//!
+//! ```
+//! use mod_alloc::{ModAlloc, Profiler};
+//!
+//! #[global_allocator]
+//! static GLOBAL: ModAlloc = ModAlloc::new();
+//!
+//! let p = Profiler::start();
+//! let v: Vec<u64> = (0..1000).collect();
+//! drop(v);
+//! let stats = p.stop();
+//! assert_eq!(stats.alloc_count, 1);
+//! assert_eq!(stats.total_bytes, 8000);
+//! assert_eq!(stats.peak_bytes, 8000);
+//! assert_eq!(stats.current_bytes, 0);
+//! ```
+//!
+//! # Scopes and process-wide figures
+//!
+//! - A **scope** ([`Profiler::start`] / [`Profiler::stop`]) counts the blocks
+//!   allocated on the current thread while it is open, and those of threads
+//!   that joined it through a [`ScopeHandle`]. Its figures are exact, whatever
+//!   other threads do. See [`Profiler`] for the rules.
+//! - The **process** figures ([`ModAlloc::snapshot`], [`ModAlloc::reset`]) sum
+//!   every thread's counters.
+//!
+//! Both follow DHAT's counting rules (see [`AllocStats`]).
+//!
+//! # Process-wide figures
+//!
+//! Each thread counts its own events in its own slot (no atomics shared
+//! between threads on the common path). `snapshot` sums the slots; threads
+//! that exited are folded into a retired total. The process *peak* needs the
+//! sum of all threads' live bytes at one instant, which no thread can see
+//! cheaply: each thread publishes its live bytes to a shared total whenever
+//! they drift by 64 KiB, and records a peak candidate (the others' published
+//! bytes plus its own exact ones) whenever its own live bytes reach a new
+//! high. So the process peak is exact while one thread allocates at a time,
+//! and otherwise within `(threads - 1) × 64 KiB`.
+//!
+//! # Cost
+//!
+//! Every block carries a 16-byte header (32 bytes with `backtraces`, or the
+//! alignment when larger). The common path of an allocation or a free is one
+//! thread-local access and a few plain adds.
+//!
+//! # Features
+//!
+//! - `std` (default): per-thread scopes, [`Profiler`]. Without it the crate is
+//!   `#![no_std]`: [`ModAlloc::with_allocator`] over your allocator, with
+//!   process-wide [`snapshot`](ModAlloc::snapshot) and
+//!   [`reset`](ModAlloc::reset) kept in atomics (no thread-local storage).
+//! - `counters` (default): the counters (always on; kept for build matrices).
+//! - `macros` (default): `#[alloc_test]` and `assert_allocs!`.
+//! - `backtraces` (alias `symbolicate`): call sites.
+//! - `dhat-compat`: DHAT JSON output and the `dhat_compat` drop-in.
 #![cfg_attr(not(feature = "std"), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod alloc;
+#[cfg(feature = "backtraces")]
+mod backtrace;
+#[cfg(feature = "dhat-compat")]
+mod dhat;
+#[cfg(feature = "dhat-compat")]
+mod folded;
+mod global;
+mod header;
+#[cfg(feature = "std")]
+mod scope;
+mod stats;
+#[cfg(feature = "backtraces")]
+mod symbolize;
+#[cfg(feature = "std")]
+mod thread;
+
+pub use crate::alloc::ModAlloc;
+#[cfg(feature = "std")]
+pub use crate::scope::{EnterGuard, Profiler, ScopeHandle};
+pub use crate::stats::AllocStats;
+#[cfg(feature = "std")]
+pub use crate::thread::is_installed;
 
 // ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----
 #[cfg(feature = "macros")]

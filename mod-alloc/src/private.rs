@@ -14,13 +14,16 @@
 //!   `Profiler`'s drop while unwinding and no budget is checked, so the test
 //!   fails with its own message, once.
 //! - The success path allocates nothing (the check is on the stack), so a
-//!   budget inside a benchmark loop does not disturb outer counters.
+//!   budget inside a benchmark loop does not disturb outer counters. The one
+//!   exception: the first body in the process that allocates nothing triggers
+//!   a single probe allocation (see `ensure_installed`).
 //! - The report (and the artefact) is built with tracking suspended on this
 //!   thread, so it never counts toward any enclosing scope; building it never
 //!   panics, so the budget panic is the only one.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use crate::artefact::{self, Outcome};
@@ -136,26 +139,33 @@ fn measure<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
 /// Checks the figures; panics with the report when a limit is exceeded.
 #[track_caller]
 fn enforce(origin: &Origin, limits: &Limits, stats: &AllocStats) {
-    ensure_installed(origin);
+    ensure_installed(origin, stats);
     let verdict = Verdict::new(limits, stats);
     if !verdict.passed() {
         fail(origin, &verdict, stats);
     }
 }
 
+/// Set once a probe showed that allocations are counted in this process.
+static COUNTING_CONFIRMED: AtomicBool = AtomicBool::new(false);
+
 /// Fails loudly when `ModAlloc` is not the global allocator: every figure
 /// would be zero and every budget would pass without measuring anything.
+///
+/// A body that allocated anything counted proves it is installed. Otherwise
+/// one probe allocation in a nested scope settles it, once per process (that
+/// one block counts only in scopes enclosing this check).
 #[track_caller]
-fn ensure_installed(origin: &Origin) {
-    if crate::thread::is_installed() {
+fn ensure_installed(origin: &Origin, stats: &AllocStats) {
+    if stats.alloc_count > 0 || COUNTING_CONFIRMED.load(Relaxed) {
         return;
     }
-    // Nothing may have allocated through it yet: one probe settles it (once
-    // per process; it counts only in scopes enclosing this check).
+    let probe = Profiler::start();
     drop(std::hint::black_box(Box::new(0u8)));
-    if !crate::thread::is_installed() {
+    if probe.stop().alloc_count == 0 {
         not_installed(origin);
     }
+    COUNTING_CONFIRMED.store(true, Relaxed);
 }
 
 #[cold]

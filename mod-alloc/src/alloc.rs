@@ -1,0 +1,213 @@
+//! [`ModAlloc`]: the `GlobalAlloc` hook. Guard, account, forward; nothing else.
+//!
+//! Each call asks the inner allocator for the user's block plus a header
+//! ([`crate::header`]), counts the event on the calling thread
+//! ([`crate::thread`]) only once the inner call succeeded, and returns the
+//! pointer past the header. A null from the inner allocator, or a size that
+//! overflows once the header is added, returns null and counts nothing; a
+//! failed `realloc` leaves the old block valid and counted.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::header;
+#[cfg(not(feature = "std"))]
+use crate::header::Header;
+use crate::AllocStats;
+use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+
+#[cfg(feature = "std")]
+use crate::thread::{on_alloc, on_free};
+
+/// A global allocator that counts every allocation, per thread and per scope.
+///
+/// ```
+/// #[global_allocator]
+/// static GLOBAL: mod_alloc::ModAlloc = mod_alloc::ModAlloc::new();
+///
+/// let before = GLOBAL.snapshot();
+/// let b = Box::new(7u64);
+/// let after = GLOBAL.snapshot();
+/// assert!(after.alloc_count > before.alloc_count);
+/// drop(b);
+/// ```
+///
+/// `ModAlloc` forwards to an inner allocator, [`System`](std::alloc::System) by
+/// default, or any other with [`ModAlloc::with_allocator`]. Every block gets a
+/// small header (16 bytes; 32 with `backtraces`; the alignment when it is
+/// larger) that records which scope it belongs to.
+#[cfg(feature = "std")]
+pub struct ModAlloc<A = std::alloc::System> {
+    inner: A,
+}
+
+/// A global allocator that counts every allocation (process-wide without `std`).
+#[cfg(not(feature = "std"))]
+pub struct ModAlloc<A> {
+    inner: A,
+}
+
+#[cfg(feature = "std")]
+impl ModAlloc<std::alloc::System> {
+    /// A `ModAlloc` over the system allocator.
+    pub const fn new() -> Self {
+        ModAlloc {
+            inner: std::alloc::System,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for ModAlloc<std::alloc::System> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A> ModAlloc<A> {
+    /// A `ModAlloc` over `inner`.
+    pub const fn with_allocator(inner: A) -> Self {
+        ModAlloc { inner }
+    }
+
+    /// The inner allocator.
+    pub const fn inner(&self) -> &A {
+        &self.inner
+    }
+
+    /// Process-wide figures of the current window (since start or the last
+    /// [`reset`](Self::reset)), summed over all threads. Allocates nothing.
+    ///
+    /// Exact whenever no thread is in the middle of an allocation call (for
+    /// example all parked at a barrier): counts, bytes, live bytes and blocks.
+    /// The peak is exact while one thread allocates at a time; with threads
+    /// allocating at once it is within `(threads - 1) × 64 KiB` of the true
+    /// peak (each thread publishes its live bytes to the others when they
+    /// drift by 64 KiB; see the crate docs, "Process-wide figures").
+    ///
+    /// The figures are those of every `ModAlloc` in the process: there is one
+    /// set of thread-local counters.
+    pub fn snapshot(&self) -> AllocStats {
+        #[cfg(feature = "std")]
+        return crate::global::snapshot();
+        #[cfg(not(feature = "std"))]
+        return crate::global::COUNTERS.snapshot();
+    }
+
+    /// Starts a new process window: all process figures restart from zero.
+    /// Blocks allocated before the reset and freed after it are not
+    /// subtracted, so nothing wraps. Scopes are not affected.
+    pub fn reset(&self) {
+        #[cfg(feature = "std")]
+        crate::global::reset();
+        #[cfg(not(feature = "std"))]
+        crate::global::COUNTERS.reset();
+    }
+}
+
+impl<A> core::fmt::Debug for ModAlloc<A> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ModAlloc").finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+fn on_alloc(size: usize) -> Header {
+    crate::global::COUNTERS.on_alloc(size as u64);
+    let e =
+        crate::global::epoch16(crate::global::EPOCH.load(core::sync::atomic::Ordering::Relaxed));
+    Header {
+        flags: u32::from(e),
+        ..Header::untracked()
+    }
+}
+
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+fn on_free(h: &Header, size: usize) {
+    if h.is_tracked() {
+        crate::global::COUNTERS.on_free(size as u64, h.epoch());
+    }
+}
+
+// SAFETY: every method forwards to `inner` with a layout that is valid for it
+// (the user's layout grown by the header, checked by `outer_layout`), and
+// returns a pointer inside the block it got, aligned to the user's alignment
+// (`header::offset` is a multiple of it) with at least `layout.size()` bytes
+// after it. Blocks are given back with the same outer layout they were made with.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = header::outer_layout(layout) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
+        let base = unsafe { self.inner.alloc(outer) };
+        if base.is_null() {
+            return base;
+        }
+        let h = on_alloc(layout.size());
+        // SAFETY: `base` is a live block of `outer`, from `outer_layout(layout)`.
+        unsafe { header::write(base, layout, h) }
+    }
+
+    #[inline(always)]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let Some(outer) = header::outer_layout(layout) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `outer` is a valid layout of non-zero size.
+        let base = unsafe { self.inner.alloc_zeroed(outer) };
+        if base.is_null() {
+            return base;
+        }
+        let h = on_alloc(layout.size());
+        // SAFETY: `base` is a live block of `outer`, from `outer_layout(layout)`.
+        unsafe { header::write(base, layout, h) }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let Some(outer) = header::outer_layout(layout) else {
+            // Unreachable: `alloc` succeeded with this layout. Leak rather than
+            // guess.
+            return;
+        };
+        // SAFETY: `ptr` came from our `alloc*`/`realloc` with `layout` (caller
+        // contract of `dealloc`), so its header was written by `header::write`.
+        let h = unsafe { header::read(ptr) };
+        on_free(&h, layout.size());
+        // SAFETY: same contract: `base` is the inner block's start.
+        let base = unsafe { header::base(ptr, layout) };
+        // SAFETY: `base` was allocated by `inner` with `outer`.
+        unsafe { self.inner.dealloc(base, outer) };
+    }
+
+    #[inline(always)]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (Some(old_outer), Some(new_outer)) = (
+            header::outer_layout(layout),
+            header::outer_layout_for_size(layout, new_size),
+        ) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `ptr` came from us with `layout` (caller contract of `realloc`).
+        let old = unsafe { header::read(ptr) };
+        // SAFETY: same contract.
+        let base = unsafe { header::base(ptr, layout) };
+        // SAFETY: `base` was allocated by `inner` with `old_outer`; the new
+        // size is non-zero and, with the alignment, a valid layout (checked by
+        // `outer_layout_for_size`).
+        let new_base = unsafe { self.inner.realloc(base, old_outer, new_outer.size()) };
+        if new_base.is_null() {
+            return new_base;
+        }
+        // A realloc is a free of the old block and an allocation of the new one:
+        // live bytes move straight from the old size to the new one.
+        on_free(&old, layout.size());
+        let h = on_alloc(new_size);
+        // SAFETY: `new_base` is a live block of `new_outer`, whose offset is the
+        // same as the old one's (it depends only on the alignment).
+        unsafe { header::write(new_base, layout, h) }
+    }
+}

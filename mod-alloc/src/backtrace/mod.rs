@@ -1,0 +1,344 @@
+//! Call-stack capture at allocation time: a validated frame-pointer walk.
+//!
+//! Runs inside the global allocator on every tracked allocation, so everything here is
+//! hook-safe: no allocation through the Rust allocator, no lock of ours, no panic, no
+//! unwinding. The arch files only touch registers (`frame_pointer`, `stack_pointer`,
+//! `strip_pac`); this file does every check, once, for both arches.
+//!
+//! # Frame records
+//!
+//! With frame pointers (x86_64 `rbp`, aarch64 `x29`) every frame holds a two-word record
+//! and the frame pointer register points at the innermost one:
+//!
+//! ```text
+//!  hi ─ top of the thread's stack
+//!        ...
+//!        │ return address │  fp1 + 8  ──► out[1]
+//!  fp1 ─►│ saved fp (fp2) │  fp1      ──► next record, higher still, or 0 at the end
+//!        │ ...            │  the caller's locals
+//!        │ return address │  fp0 + 8  ──► out[0]
+//!  fp0 ─►│ saved fp (fp1) │  fp0 = rbp / x29 of the function `capture` is inlined into
+//!        │ ...            │  its locals (on aarch64 they may also sit above the record)
+//!  sp  ─ stack pointer where `capture` runs
+//! ```
+//!
+//! # Invariants
+//!
+//! Before a record at `fp` is read, the walk checks (in [`walk`]):
+//!
+//! - **in bounds**: `lo <= fp` and `fp + 2 words <= hi`, where `hi` is the top of the
+//!   current thread's stack and `lo` the current stack pointer, so everything in
+//!   `[lo, hi)` is mapped, even on the main thread, whose stack mapping only grows on
+//!   demand below the stack pointer. (Not the address of a local: on aarch64 LLVM often
+//!   puts locals *above* the frame record, which would reject a valid first record.)
+//! - **aligned** to the word (8 bytes; records are 16-aligned on both ABIs, but 8 is
+//!   what reading a word needs, and being lenient keeps odd but valid chains);
+//! - **strictly increasing**: each saved fp is above the record holding it, so a loop
+//!   or a chain pointing back down is cut;
+//! - **bounded jump**: the next record is at most [`MAX_FRAME_BYTES`] (1 MiB) above.
+//!   Safety does not need it (the bounds do), but a garbage saved fp that happens to
+//!   land in the stack would otherwise be followed; real frames are far smaller (std's
+//!   default thread stack is 2 MiB), and a frame above 1 MiB only truncates the stack.
+//!
+//! The walk stops at a null saved fp (the outermost frame: `_start` and glibc's thread
+//! start clear the frame pointer), a null return address, the first failed check, or the
+//! depth cap `min(out.len(), MAX_DEPTH)`. Any input therefore yields a short stack and
+//! never a fault: code built without frame pointers (`rbp`/`x29` used as a general
+//! register), corrupted chains, signal-handler frames. Code running on another stack
+//! than the thread's own (a `sigaltstack` signal handler, a coroutine) gets an empty
+//! stack, because `sp` is then outside the thread's `[lo, hi)`.
+//!
+//! # Stack bounds
+//!
+//! Each thread's `[lo, hi)` is cached in a const-initialised `thread_local!` `Cell`
+//! (no destructor, no registration), computed on the thread's first capture with
+//! `pthread_getattr_np` + `pthread_attr_getstack`. That first call goes into libc: on the
+//! main thread glibc reads `/proc/self/maps` with stdio, which may call *libc's* `malloc`
+//! (never the Rust global allocator, so never this hook again) and takes glibc's
+//! internal per-thread lock. Every later capture on the thread is one TLS read. When the
+//! bounds cannot be found (another OS, a failing libc call) captures are empty.
+//!
+//! Supported: x86_64 and aarch64 on Linux/Android. Elsewhere `capture` returns 0.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// FIXME(#5): the site table (sites.rs) will call `capture`; until then only tests do.
+#![cfg_attr(not(test), allow(dead_code))]
+
+#[cfg(target_arch = "x86_64")]
+#[path = "x86_64.rs"]
+mod arch;
+
+#[cfg(target_arch = "aarch64")]
+#[path = "aarch64.rs"]
+mod arch;
+
+/// Frames captured per allocation unless configured otherwise.
+pub(crate) const DEFAULT_DEPTH: usize = 16;
+
+/// The most frames `capture` ever writes, whatever the length of `out`.
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// The largest accepted distance between two consecutive frame records (see the module
+/// docs for the choice).
+const MAX_FRAME_BYTES: usize = 1 << 20;
+
+/// Bytes in a stack word.
+const WORD: usize = core::mem::size_of::<usize>();
+
+/// Fills `out` with the return addresses of the current call stack, innermost first:
+/// `out[0]` is where the function that this call is inlined into returns to. Returns how
+/// many were written: at most `min(out.len(), MAX_DEPTH)`, and 0 where unsupported.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) fn capture(out: &mut [usize]) -> usize {
+    #[cfg(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        any(target_os = "linux", target_os = "android")
+    ))]
+    {
+        capture_live(out)
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        any(target_os = "linux", target_os = "android")
+    )))]
+    {
+        let _ = out;
+        0
+    }
+}
+
+/// [`capture`] where the walk is supported.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    any(target_os = "linux", target_os = "android")
+))]
+#[inline(always)]
+fn capture_live(out: &mut [usize]) -> usize {
+    let fp = arch::frame_pointer();
+    let sp = arch::stack_pointer();
+    let thread = stack_bounds::current();
+    if !(thread.lo <= sp && sp < thread.hi) {
+        // Bounds unknown, or running on another stack (sigaltstack, coroutine).
+        return 0;
+    }
+    // SAFETY: `[sp, thread.hi)` is the in-use part of this thread's stack, from the
+    // stack pointer of this frame up to the top: all of it is mapped, readable and
+    // stays so during the walk (only memory below `sp` may change, and nothing else
+    // runs on this thread during it).
+    let stack = unsafe { LiveStack::new(sp, thread.hi) };
+    walk(&stack, fp, out)
+}
+
+/// Word-addressed memory holding frame records: the live stack, or a fake one in tests.
+trait FrameMemory {
+    /// The readable range `[lo, hi)`.
+    fn bounds(&self) -> (usize, usize);
+
+    /// Reads the word at `addr`.
+    ///
+    /// # Safety
+    ///
+    /// `addr % WORD == 0` and `lo <= addr && addr + WORD <= hi` for `(lo, hi) =
+    /// self.bounds()`.
+    unsafe fn read_word(&self, addr: usize) -> usize;
+
+    /// A saved return address as a plain code address (pointer-auth bits stripped).
+    fn code_address(&self, saved: usize) -> usize;
+}
+
+/// The current thread's stack, from the capturing frame's stack pointer to the top.
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    any(target_os = "linux", target_os = "android")
+))]
+struct LiveStack {
+    lo: usize,
+    hi: usize,
+}
+
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    any(target_os = "linux", target_os = "android")
+))]
+impl LiveStack {
+    /// # Safety
+    ///
+    /// Every byte of `[lo, hi)` is mapped and readable for the life of the value.
+    #[inline(always)]
+    unsafe fn new(lo: usize, hi: usize) -> Self {
+        LiveStack { lo, hi }
+    }
+}
+
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "aarch64"),
+    any(target_os = "linux", target_os = "android")
+))]
+impl FrameMemory for LiveStack {
+    #[inline(always)]
+    fn bounds(&self) -> (usize, usize) {
+        (self.lo, self.hi)
+    }
+
+    #[inline(always)]
+    unsafe fn read_word(&self, addr: usize) -> usize {
+        // SAFETY: `addr` is aligned and inside `[lo, hi)` (caller contract), which is
+        // readable (contract of `LiveStack::new`). Volatile: this reads other frames'
+        // saved registers, which the compiler must not reason about.
+        unsafe { core::ptr::read_volatile(addr as *const usize) }
+    }
+
+    #[inline(always)]
+    fn code_address(&self, saved: usize) -> usize {
+        arch::strip_pac(saved)
+    }
+}
+
+/// Follows the frame-record chain from `fp`, writing return addresses to `out`; returns
+/// how many. Every record is validated before it is read (module docs, "Invariants").
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
+    let (lo, hi) = mem.bounds();
+    let mut written = 0;
+    for slot in out.iter_mut().take(MAX_DEPTH) {
+        // The record [fp, fp + 2 words) lies in [lo, hi) and is word-aligned.
+        if fp < lo || fp >= hi || hi - fp < 2 * WORD || fp % WORD != 0 {
+            break;
+        }
+        // SAFETY: `fp` is word-aligned and `lo <= fp`, `fp + WORD < fp + 2 * WORD <= hi`
+        // (checked just above).
+        let next = unsafe { mem.read_word(fp) };
+        // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
+        // `fp + 2 * WORD <= hi` (checked just above).
+        let saved_return = unsafe { mem.read_word(fp + WORD) };
+        let ret = mem.code_address(saved_return);
+        if ret == 0 {
+            break;
+        }
+        *slot = ret;
+        written += 1;
+        // Strictly increasing (this also stops at a null fp), and a bounded jump.
+        if next <= fp || next - fp > MAX_FRAME_BYTES {
+            break;
+        }
+        fp = next;
+    }
+    written
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod stack_bounds {
+    //! The current thread's stack range, found once per thread through libc.
+
+    use core::cell::Cell;
+    use core::ffi::{c_int, c_void};
+
+    /// A thread's stack: `[lo, hi)`. Empty (`lo >= hi`) when unknown.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct StackBounds {
+        pub(super) lo: usize,
+        pub(super) hi: usize,
+    }
+
+    /// Not looked up yet on this thread.
+    const UNQUERIED: StackBounds = StackBounds { lo: 0, hi: 0 };
+    /// Looked up and not found: an empty range, so every walk stops at once.
+    const UNKNOWN: StackBounds = StackBounds { lo: 1, hi: 1 };
+
+    std::thread_local! {
+        static BOUNDS: Cell<StackBounds> = const { Cell::new(UNQUERIED) };
+    }
+
+    /// This thread's stack bounds, looked up on first use and cached.
+    ///
+    /// Hook-safe: no allocation through the Rust allocator, no lock of ours, no panic
+    /// (the first call per thread enters libc; see the module docs of `backtrace`).
+    #[inline(always)]
+    pub(super) fn current() -> StackBounds {
+        // The Cell has no destructor, so `try_with` only fails if TLS is unusable;
+        // then there is nothing to walk.
+        let cached = BOUNDS.try_with(Cell::get).unwrap_or(UNKNOWN);
+        if cached != UNQUERIED {
+            return cached;
+        }
+        let found = query().unwrap_or(UNKNOWN);
+        let _ = BOUNDS.try_with(|b| b.set(found));
+        found
+    }
+
+    /// `pthread_attr_t` storage: glibc and musl use 56 bytes on x86_64 and 64 on
+    /// aarch64, bionic 56; 128 bytes, 16-aligned, covers them with room to spare.
+    #[repr(C, align(16))]
+    struct PthreadAttr([u64; 16]);
+
+    extern "C" {
+        fn pthread_self() -> usize;
+        fn pthread_getattr_np(thread: usize, attr: *mut PthreadAttr) -> c_int;
+        fn pthread_attr_getstack(
+            attr: *const PthreadAttr,
+            stack_addr: *mut *mut c_void,
+            stack_size: *mut usize,
+        ) -> c_int;
+        fn pthread_attr_destroy(attr: *mut PthreadAttr) -> c_int;
+    }
+
+    /// Asks libc for the calling thread's stack range.
+    ///
+    /// Hook-safe: no allocation through the Rust allocator, no lock of ours, no panic.
+    #[cold]
+    #[inline(never)]
+    fn query() -> Option<StackBounds> {
+        let mut attr = PthreadAttr([0; 16]);
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { pthread_self() };
+        // SAFETY: `me` is the live calling thread; `attr` is writable, aligned storage
+        // at least as large as `pthread_attr_t` (see `PthreadAttr`).
+        if unsafe { pthread_getattr_np(me, &mut attr) } != 0 {
+            return None;
+        }
+        let mut stack_addr: *mut c_void = core::ptr::null_mut();
+        let mut stack_size: usize = 0;
+        // SAFETY: `attr` was initialised by pthread_getattr_np; both out-pointers are
+        // valid for writes.
+        let got = unsafe { pthread_attr_getstack(&attr, &mut stack_addr, &mut stack_size) };
+        // SAFETY: `attr` was initialised by pthread_getattr_np and is destroyed once.
+        unsafe { pthread_attr_destroy(&mut attr) };
+        if got != 0 {
+            return None;
+        }
+        let lo = stack_addr as usize;
+        let hi = lo.checked_add(stack_size)?;
+        if lo == 0 || lo >= hi {
+            return None;
+        }
+        Some(StackBounds { lo, hi })
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod stack_bounds {
+    //! No stack-bounds lookup on this OS: captures are empty.
+
+    /// A thread's stack: `[lo, hi)`. Always empty here.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(super) struct StackBounds {
+        pub(super) lo: usize,
+        pub(super) hi: usize,
+    }
+
+    /// Unknown: an empty range.
+    ///
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    pub(super) fn current() -> StackBounds {
+        StackBounds { lo: 1, hi: 1 }
+    }
+}
+
+#[cfg(test)]
+mod tests;
