@@ -362,7 +362,7 @@ mod tests {
         let outcome = save(
             &origin("my_crate", Some("t")),
             &context(root.to_str(), None, None),
-            |_| Err(io::Error::new(io::ErrorKind::Other, "disk full")),
+            |_| Err(io::Error::other("disk full")),
         );
         match outcome {
             Outcome::Failed {

@@ -65,14 +65,24 @@
 mod alloc;
 #[cfg(feature = "backtraces")]
 mod backtrace;
+#[cfg(feature = "backtraces")]
+mod callsites;
+#[cfg(feature = "backtraces")]
+mod clock;
 #[cfg(feature = "dhat-compat")]
 mod dhat;
 #[cfg(feature = "dhat-compat")]
 mod folded;
 mod global;
 mod header;
+#[cfg(feature = "backtraces")]
+mod ledger;
+#[cfg(feature = "dhat-compat")]
+mod profile;
 #[cfg(feature = "std")]
 mod scope;
+#[cfg(feature = "backtraces")]
+mod sites;
 mod stats;
 #[cfg(feature = "backtraces")]
 mod symbolize;
@@ -80,6 +90,12 @@ mod symbolize;
 mod thread;
 
 pub use crate::alloc::ModAlloc;
+#[cfg(feature = "backtraces")]
+pub use crate::callsites::{CallSite, RawCallSite, SortBy};
+#[cfg(feature = "dhat-compat")]
+pub use crate::folded::Weight as FoldedWeight;
+#[cfg(feature = "backtraces")]
+pub use crate::scope::ScopeProfile;
 #[cfg(feature = "std")]
 pub use crate::scope::{EnterGuard, Profiler, ScopeHandle};
 pub use crate::stats::AllocStats;
@@ -94,6 +110,8 @@ pub use mod_alloc_macros::{alloc_test, assert_allocs};
 #[path = "private.rs"]
 pub mod __private;
 #[cfg(feature = "macros")]
+// Without `dhat-compat` there is no artefact to write, only its naming rules.
+#[cfg_attr(not(feature = "dhat-compat"), allow(dead_code))]
 mod artefact;
 #[cfg(feature = "macros")]
 mod budget;

@@ -121,7 +121,8 @@ impl<F: Future> Future for Budgeted<F> {
             Poll::Ready(output) => output,
         };
         if let Some(profiler) = this.profiler.take() {
-            enforce(this.origin, this.limits, &profiler.stop());
+            let (stats, captured) = finish(profiler);
+            enforce(this.origin, this.limits, &stats, &captured);
         }
         Poll::Ready(output)
     }
@@ -131,18 +132,39 @@ impl<F: Future> Future for Budgeted<F> {
 fn measure<R>(origin: &Origin, limits: &Limits, body: impl FnOnce() -> R) -> R {
     let profiler = Profiler::start();
     let value = body();
-    let stats = profiler.stop();
-    enforce(origin, limits, &stats);
+    let (stats, captured) = finish(profiler);
+    enforce(origin, limits, &stats, &captured);
     value
+}
+
+/// What a closed scope leaves for its report besides its figures: its
+/// per-site figures when call sites are captured.
+#[cfg(feature = "backtraces")]
+type Captured = Option<crate::ScopeProfile>;
+#[cfg(not(feature = "backtraces"))]
+type Captured = ();
+
+/// Closes the scope. On the success path nothing is allocated for the
+/// report (the per-site figures stay in place until a report asks).
+fn finish(profiler: Profiler) -> (AllocStats, Captured) {
+    #[cfg(feature = "backtraces")]
+    {
+        let profile = profiler.stop_profile();
+        (profile.stats(), Some(profile))
+    }
+    #[cfg(not(feature = "backtraces"))]
+    {
+        (profiler.stop(), ())
+    }
 }
 
 /// Checks the figures; panics with the report when a limit is exceeded.
 #[track_caller]
-fn enforce(origin: &Origin, limits: &Limits, stats: &AllocStats) {
+fn enforce(origin: &Origin, limits: &Limits, stats: &AllocStats, captured: &Captured) {
     ensure_installed(origin, stats);
     let verdict = Verdict::new(limits, stats);
     if !verdict.passed() {
-        fail(origin, &verdict, stats);
+        fail(origin, &verdict, stats, captured);
     }
 }
 
@@ -184,15 +206,15 @@ fn not_installed(origin: &Origin) -> ! {
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn fail(origin: &Origin, verdict: &Verdict, stats: &AllocStats) -> ! {
+fn fail(origin: &Origin, verdict: &Verdict, stats: &AllocStats, captured: &Captured) -> ! {
     let report = crate::thread::untracked(|| {
         let context = artefact::Context::from_env(origin);
-        let artefact = save_artefact(origin, &context);
+        let artefact = save_artefact(origin, &context, captured);
         Report {
             origin,
             verdict,
             stats,
-            sites: &call_sites(verdict),
+            sites: &call_sites(origin, verdict, captured),
             artefact: &artefact,
             current_dir: context.current_dir.clone(),
         }
@@ -201,29 +223,71 @@ fn fail(origin: &Origin, verdict: &Verdict, stats: &AllocStats) -> ! {
     std::panic::panic_any(report)
 }
 
-/// The call-site section of the report.
-fn call_sites(_verdict: &Verdict) -> Sites {
-    if cfg!(feature = "backtraces") {
-        // The scope's per-site figures are not handed to the harness yet.
-        Sites::Unavailable("not yet collected per scope for budget reports")
-    } else {
-        Sites::Off
+/// How many call sites a report lists.
+#[cfg(feature = "backtraces")]
+const TOP_SITES: usize = 5;
+
+/// The call-site section of the report: the top sites by the first violated
+/// limit's figure.
+#[cfg(feature = "backtraces")]
+fn call_sites(origin: &Origin, verdict: &Verdict, captured: &Captured) -> Sites {
+    use crate::budget::Metric;
+    use crate::report::SiteRow;
+    use crate::SortBy;
+    let Some(profile) = captured else {
+        return Sites::Unavailable("the scope was already closed");
+    };
+    let metric = verdict.first_violated().unwrap_or(Metric::Allocs);
+    let by = match metric {
+        Metric::Allocs => SortBy::Allocations,
+        Metric::Bytes => SortBy::Bytes,
+        Metric::Peak => SortBy::Peak,
+        Metric::Leaked => SortBy::Live,
+    };
+    let all = profile.call_sites(by);
+    if profile.frames_missing() {
+        return Sites::Unavailable(crate::callsites::FRAME_POINTER_HINT);
     }
+    let root = std::path::Path::new(origin.manifest_dir);
+    let rows: Vec<SiteRow> = all
+        .iter()
+        .filter(|c| c.figure(by) > 0)
+        .take(TOP_SITES)
+        .map(|c| SiteRow {
+            count: c.alloc_count,
+            bytes: match by {
+                SortBy::Allocations => c.total_bytes,
+                _ => c.figure(by),
+            },
+            function: c.function.clone(),
+            location: c.location(Some(root)),
+        })
+        .collect();
+    let shown = rows.len();
+    Sites::Listed {
+        metric,
+        rows,
+        more: all.iter().filter(|c| c.figure(by) > 0).count() - shown,
+    }
+}
+
+/// The call-site section without call sites: how to turn them on.
+#[cfg(not(feature = "backtraces"))]
+fn call_sites(_origin: &Origin, _verdict: &Verdict, _captured: &Captured) -> Sites {
+    Sites::Off
 }
 
 /// Writes the scope's DHAT profile, or says why not.
-fn save_artefact(origin: &Origin, context: &artefact::Context) -> Outcome {
-    if cfg!(feature = "dhat-compat") {
-        artefact::save(origin, context, write_scope_profile)
-    } else {
-        Outcome::Disabled
+#[cfg(feature = "dhat-compat")]
+fn save_artefact(origin: &Origin, context: &artefact::Context, captured: &Captured) -> Outcome {
+    match captured {
+        Some(profile) => artefact::save(origin, context, |path| profile.write_dhat_json(path)),
+        None => Outcome::Disabled,
     }
 }
 
-/// Writes the failing scope's DHAT JSON to `path`.
-fn write_scope_profile(_path: &std::path::Path) -> std::io::Result<()> {
-    Err(std::io::Error::new(
-        std::io::ErrorKind::Unsupported,
-        "per-scope DHAT profiles are not written yet",
-    ))
+/// Without `dhat-compat` there is no profile to write.
+#[cfg(not(feature = "dhat-compat"))]
+fn save_artefact(_origin: &Origin, _context: &artefact::Context, _captured: &Captured) -> Outcome {
+    Outcome::Disabled
 }

@@ -46,12 +46,13 @@ pub(crate) struct SiteRow {
 #[derive(Debug)]
 pub(crate) enum Sites {
     /// Call sites are not captured in this build (`backtraces` is off).
+    #[cfg_attr(feature = "backtraces", allow(dead_code))]
     Off,
     /// Call sites are captured, but not available for this report (the reason).
+    #[cfg_attr(not(feature = "backtraces"), allow(dead_code))]
     Unavailable(&'static str),
     /// The top sites, ranked by `metric`, and how many more there are.
-    // Built once the call-site feature hands a scope's sites to the harness.
-    #[allow(dead_code)]
+    #[cfg_attr(not(feature = "backtraces"), allow(dead_code))]
     Listed {
         metric: Metric,
         rows: Vec<SiteRow>,
@@ -232,18 +233,7 @@ fn site_metric_label(metric: Metric) -> &'static str {
     }
 }
 
-/// `1234567` → `"1,234,567"`.
-pub(crate) fn group_thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    out
-}
+pub(crate) use crate::stats::group_thousands;
 
 #[cfg(test)]
 mod tests {
