@@ -155,3 +155,44 @@ fn eight_threads_from_a_thousand_stacks_lose_no_event() {
         .sum::<u64>();
     assert!(after >= before + 8 * 1000);
 }
+
+#[inline(never)]
+fn fresh_stack_at_depth(depth: usize) -> Box<[u8; 24]> {
+    if depth == 0 {
+        black_box(Box::new([0u8; 24]))
+    } else {
+        fresh_stack_at_depth(depth - 1)
+    }
+}
+
+#[test]
+fn without_memory_for_the_site_table_new_stacks_are_unknown_but_counted() {
+    let p = Profiler::start();
+    mod_alloc::__fail_own_memory(true);
+    // Stacks never seen before (recursion depths 40..60 were not used above)
+    // need new table entries, which cannot be had now.
+    let kept: Vec<_> = (40..60).map(fresh_stack_at_depth).collect();
+    mod_alloc::__fail_own_memory(false);
+    let profile = p.stop_profile();
+    assert_eq!(
+        profile.stats().alloc_count,
+        21,
+        "20 boxes and the Vec: all counted"
+    );
+    let raw = profile.raw_call_sites();
+    let per_site: u64 = raw.iter().map(|c| c.alloc_count).sum();
+    assert_eq!(
+        per_site, 21,
+        "no event lost from the per-site figures either"
+    );
+    let unknown: u64 = raw
+        .iter()
+        .filter(|c| c.frames.is_empty())
+        .map(|c| c.alloc_count)
+        .sum();
+    assert!(
+        unknown >= 20,
+        "the new stacks went to the unknown site: {raw:#?}"
+    );
+    drop(kept);
+}

@@ -71,8 +71,9 @@ use proc_macro::TokenStream;
 ///   async fn fetches() { /* ... */ }
 ///   ```
 ///
-///   The body future is measured across all its polls, on whichever thread
-///   polls it; the runtime's start-up is not counted. (Below `#[tokio::test]`
+///   The body future is measured across all its polls on the thread that
+///   polls it (`#[tokio::test]` polls it on the test thread; the future is
+///   not `Send`); the runtime's start-up is not counted. (Below `#[tokio::test]`
 ///   the whole generated test, runtime included, would be measured.)
 /// - The fn must take no parameters and not be generic, `const`, `unsafe`
 ///   or `extern`.

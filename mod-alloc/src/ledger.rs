@@ -42,6 +42,59 @@ pub(crate) struct SiteFig {
     births: AtomicU64,
 }
 
+impl SiteFig {
+    const fn new() -> SiteFig {
+        SiteFig {
+            allocs: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            live: AtomicU64::new(0),
+            live_blocks: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+            max_blocks: AtomicU64::new(0),
+            at_peak: AtomicU64::new(0),
+            at_peak_blocks: AtomicU64::new(0),
+            lifetimes: AtomicU64::new(0),
+            births: AtomicU64::new(0),
+        }
+    }
+
+    fn fields(&self) -> [&AtomicU64; 10] {
+        [
+            &self.allocs,
+            &self.bytes,
+            &self.live,
+            &self.live_blocks,
+            &self.max,
+            &self.max_blocks,
+            &self.at_peak,
+            &self.at_peak_blocks,
+            &self.lifetimes,
+            &self.births,
+        ]
+    }
+
+    fn load(&self) -> Fig {
+        Fig {
+            allocs: self.allocs.load(Relaxed),
+            bytes: self.bytes.load(Relaxed),
+            live: self.live.load(Relaxed),
+            live_blocks: self.live_blocks.load(Relaxed),
+            max: self.max.load(Relaxed),
+            max_blocks: self.max_blocks.load(Relaxed),
+            at_peak: self.at_peak.load(Relaxed),
+            at_peak_blocks: self.at_peak_blocks.load(Relaxed),
+            lifetimes: self.lifetimes.load(Relaxed),
+            births: self.births.load(Relaxed),
+        }
+    }
+
+    fn copy_peak(&self) {
+        self.at_peak.store(self.live.load(Relaxed), Relaxed);
+        self.at_peak_blocks
+            .store(self.live_blocks.load(Relaxed), Relaxed);
+    }
+}
+
 /// A plain copy of a site's figures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fig {
@@ -124,6 +177,9 @@ impl Table {
         let Some(layout) = Self::entries_layout(bits) else {
             return ptr::null_mut();
         };
+        if crate::sites::FAIL_OWN_MEMORY.load(Relaxed) {
+            return ptr::null_mut();
+        }
         // SAFETY: non-zero size (bits >= 4).
         let entries = unsafe { System.alloc_zeroed(layout) }.cast::<Entry>();
         if entries.is_null() {
@@ -209,6 +265,9 @@ pub(crate) struct Ledger {
     peak: AtomicU64,
     peak_time: AtomicU64,
     pending: AtomicBool,
+    /// Site 0 ("unknown") when the table cannot grow: figures that find no
+    /// room go here, so none is lost.
+    overflow: SiteFig,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // a template for statics and arrays
@@ -222,6 +281,7 @@ impl Ledger {
             peak: AtomicU64::new(0),
             peak_time: AtomicU64::new(0),
             pending: AtomicBool::new(false),
+            overflow: SiteFig::new(),
         }
     }
 
@@ -268,16 +328,18 @@ impl Ledger {
         self.table()
     }
 
-    fn fig(&self, site: u32) -> Option<&SiteFig> {
+    /// The figures of `site`: its entry, a new one, or the overflow entry
+    /// when the table has no room and cannot grow.
+    fn fig(&self, site: u32) -> &SiteFig {
         if let Some(e) = self.table().and_then(|t| t.find(site)) {
-            return Some(&e.fig);
+            return &e.fig;
         }
-        let t = self.table_for_insert()?;
-        // Not enough memory to grow and no room left: fold into "unknown".
-        if t.used.load(Relaxed) as usize * 2 + 2 > 1usize << t.bits {
-            return t.find(site).or_else(|| t.find(0)).map(|e| &e.fig);
+        match self.table_for_insert() {
+            Some(t) if (t.used.load(Relaxed) as usize + 1) * 2 <= 1usize << t.bits => {
+                &t.claim(site).fig
+            }
+            _ => &self.overflow,
         }
-        Some(&t.claim(site).fig)
     }
 
     /// Counts an allocation of `size` bytes from `site` at tick `now`.
@@ -289,9 +351,7 @@ impl Ledger {
             self.peak_time.store(now, Relaxed);
             self.pending.store(true, Relaxed);
         }
-        let Some(f) = self.fig(site) else {
-            return;
-        };
+        let f = self.fig(site);
         add(&f.allocs, 1);
         add(&f.bytes, size);
         add(&f.births, now);
@@ -311,9 +371,7 @@ impl Ledger {
             self.copy_peak();
         }
         add(&self.live, size.wrapping_neg());
-        let Some(f) = self.fig(site) else {
-            return;
-        };
+        let f = self.fig(site);
         add(&f.live, size.wrapping_neg());
         add(&f.live_blocks, 1u64.wrapping_neg());
         add(&f.births, birth.wrapping_neg());
@@ -325,33 +383,23 @@ impl Ledger {
         self.pending.store(false, Relaxed);
         if let Some(t) = self.table() {
             for i in 0..1usize << t.bits {
-                let f = &t.entry(i).fig;
-                f.at_peak.store(f.live.load(Relaxed), Relaxed);
-                f.at_peak_blocks.store(f.live_blocks.load(Relaxed), Relaxed);
+                t.entry(i).fig.copy_peak();
             }
         }
+        self.overflow.copy_peak();
     }
 
-    /// Empties the ledger (a new window starts at tick `now`); owner only.
+    /// Empties the ledger (a new window starts); owner only.
     pub(crate) fn clear(&self) {
         if let Some(t) = self.table() {
             for i in 0..1usize << t.bits {
-                let f = &t.entry(i).fig;
-                for a in [
-                    &f.allocs,
-                    &f.bytes,
-                    &f.live,
-                    &f.live_blocks,
-                    &f.max,
-                    &f.max_blocks,
-                    &f.at_peak,
-                    &f.at_peak_blocks,
-                    &f.lifetimes,
-                    &f.births,
-                ] {
+                for a in t.entry(i).fig.fields() {
                     a.store(0, Relaxed);
                 }
             }
+        }
+        for a in self.overflow.fields() {
+            a.store(0, Relaxed);
         }
         for a in [&self.live, &self.peak, &self.peak_time] {
             a.store(0, Relaxed);
@@ -382,33 +430,26 @@ impl Ledger {
         }
         let pending = self.pending.load(Relaxed);
         let mut out = Vec::new();
+        let mut push = |site: u32, f: &SiteFig| {
+            let mut fig = f.load();
+            if pending {
+                // Another thread's ledger whose peak is now: live is at-peak.
+                fig.at_peak = fig.live;
+                fig.at_peak_blocks = fig.live_blocks;
+            }
+            out.push((site, fig));
+        };
         if let Some(t) = self.table() {
             for i in 0..1usize << t.bits {
                 let e = t.entry(i);
                 let key = e.key.load(Acquire);
-                if key == 0 {
-                    continue;
+                if key != 0 {
+                    push(key - 1, &e.fig);
                 }
-                let f = &e.fig;
-                let mut fig = Fig {
-                    allocs: f.allocs.load(Relaxed),
-                    bytes: f.bytes.load(Relaxed),
-                    live: f.live.load(Relaxed),
-                    live_blocks: f.live_blocks.load(Relaxed),
-                    max: f.max.load(Relaxed),
-                    max_blocks: f.max_blocks.load(Relaxed),
-                    at_peak: f.at_peak.load(Relaxed),
-                    at_peak_blocks: f.at_peak_blocks.load(Relaxed),
-                    lifetimes: f.lifetimes.load(Relaxed),
-                    births: f.births.load(Relaxed),
-                };
-                if pending {
-                    // Another thread's ledger whose peak is now: live is at-peak.
-                    fig.at_peak = fig.live;
-                    fig.at_peak_blocks = fig.live_blocks;
-                }
-                out.push((key - 1, fig));
             }
+        }
+        if self.overflow.allocs.load(Relaxed) != 0 || self.overflow.live_blocks.load(Relaxed) != 0 {
+            push(0, &self.overflow);
         }
         out
     }
@@ -417,9 +458,7 @@ impl Ledger {
     /// an exiting thread's figures.
     pub(crate) fn absorb(&self, figs: &[(u32, Fig)], peak: (u64, u64)) {
         for (site, g) in figs {
-            let Some(f) = self.fig(*site) else {
-                continue;
-            };
+            let f = self.fig(*site);
             add(&f.allocs, g.allocs);
             add(&f.bytes, g.bytes);
             add(&f.live, g.live);
@@ -453,18 +492,7 @@ fn add(a: &AtomicU64, v: u64) -> u64 {
 }
 
 fn copy_fig(from: &SiteFig, to: &SiteFig) {
-    for (a, b) in [
-        (&from.allocs, &to.allocs),
-        (&from.bytes, &to.bytes),
-        (&from.live, &to.live),
-        (&from.live_blocks, &to.live_blocks),
-        (&from.max, &to.max),
-        (&from.max_blocks, &to.max_blocks),
-        (&from.at_peak, &to.at_peak),
-        (&from.at_peak_blocks, &to.at_peak_blocks),
-        (&from.lifetimes, &to.lifetimes),
-        (&from.births, &to.births),
-    ] {
+    for (a, b) in from.fields().into_iter().zip(to.fields()) {
         b.store(a.load(Relaxed), Relaxed);
     }
 }

@@ -28,7 +28,7 @@ use crate::backtrace;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::alloc::System;
 
 /// Most frames kept per site.
@@ -90,8 +90,15 @@ impl Index {
     }
 }
 
+/// Test switch: every allocation of the call-site machinery's own memory
+/// (site table, ledgers) fails, as when memory is exhausted.
+pub(crate) static FAIL_OWN_MEMORY: AtomicBool = AtomicBool::new(false);
+
 /// A zeroed allocation from `System` (null when memory is short).
 fn zeroed(layout: Layout) -> *mut u8 {
+    if FAIL_OWN_MEMORY.load(Relaxed) {
+        return ptr::null_mut();
+    }
     // SAFETY: callers pass non-zero sizes.
     unsafe { System.alloc_zeroed(layout) }
 }
@@ -196,6 +203,9 @@ fn find(hash: u64, frames: &[usize]) -> Option<u32> {
 
 /// Writes a new record and returns its id, or `None` without memory.
 fn new_record(hash: u64, frames: &[usize]) -> Option<u32> {
+    if FAIL_OWN_MEMORY.load(Relaxed) {
+        return None;
+    }
     let id = NEXT
         .fetch_add(1, AcqRel)
         .checked_add(1)

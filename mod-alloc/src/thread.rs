@@ -299,7 +299,7 @@ pub(crate) fn on_alloc(size: usize) -> Header {
 #[inline(never)]
 fn track_alloc(s: &ThreadState, h: &mut Header, size: u64) {
     let site = crate::sites::current();
-    let now = crate::clock::ticks();
+    let now = crate::clock::coarse();
     h.site = site;
     h.birth = now;
     let Some(slot) = s.active_slot() else {
@@ -318,7 +318,7 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
     let Some(slot) = s.active_slot() else {
         return;
     };
-    let now = crate::clock::ticks();
+    let now = crate::clock::coarse();
     if h.epoch() == s.epoch16.get() {
         slot.ledger.on_free(h.site, size, h.birth, now);
     }
