@@ -138,7 +138,7 @@ pub(crate) fn summarize(figs: &[(u32, Fig)], by: SortBy) -> (Vec<CallSite>, bool
             }
             let frames = sym.resolve_stack(crate::sites::frames(*site));
             let user = first_user_frame(&frames);
-            any_user |= user.is_some();
+            any_user |= user.is_some() || frames.len() > 3;
             let (function, file, line, column) = match user {
                 Some(Frame {
                     function,
@@ -152,7 +152,20 @@ pub(crate) fn summarize(figs: &[(u32, Fig)], by: SortBy) -> (Vec<CallSite>, bool
                     *line,
                     *column,
                 ),
-                None => ("???".to_string(), None, None, None),
+                // No user frame within the captured depth: show the outermost
+                // frame that was captured, and say the stack was cut.
+                None => match frames.iter().rev().find(|f| f.function.is_some()) {
+                    Some(f) => (
+                        format!(
+                            "{} (stack cut; see ModAlloc::set_backtrace_depth)",
+                            display_function(f.function.as_deref())
+                        ),
+                        f.file.clone(),
+                        f.line,
+                        f.column,
+                    ),
+                    None => ("???".to_string(), None, None, None),
+                },
             };
             let key = (function.clone(), file.clone(), line);
             let i = *index.entry(key).or_insert_with(|| {

@@ -34,8 +34,15 @@ use std::alloc::System;
 /// Most frames kept per site.
 pub(crate) const MAX_FRAMES: usize = 32;
 
-/// Frames captured per allocation ([`set_depth`]).
-static DEPTH: AtomicUsize = AtomicUsize::new(backtrace::DEFAULT_DEPTH);
+/// Frames captured per allocation ([`set_depth`]). Unoptimised builds inline
+/// nothing, so the standard library's path from a user's call to the
+/// allocator (`collect` -> `from_iter` -> ... -> `Box::new`) takes twice as
+/// many frames: they get twice the depth.
+static DEPTH: AtomicUsize = AtomicUsize::new(if cfg!(debug_assertions) {
+    2 * backtrace::DEFAULT_DEPTH
+} else {
+    backtrace::DEFAULT_DEPTH
+});
 
 /// Sets how many frames each allocation captures (1 to [`MAX_FRAMES`]).
 pub(crate) fn set_depth(depth: usize) {
