@@ -104,6 +104,103 @@ impl<A> ModAlloc<A> {
     }
 }
 
+/// Call sites (feature `backtraces`): the process window's figures per site.
+///
+/// Per-site figures are kept per thread and summed here: counts, bytes and
+/// live bytes are exact; the "at peak" figures are each thread's at its own
+/// peak, so with threads allocating at once their sum is an upper bound of
+/// the process's (exact for one allocating thread).
+#[cfg(feature = "backtraces")]
+impl<A> ModAlloc<A> {
+    /// Sets how many frames each allocation captures (default 16, at most 32).
+    /// Deeper stacks tell callers apart better and cost more per allocation.
+    pub fn set_backtrace_depth(&self, depth: usize) {
+        crate::sites::set_depth(depth);
+    }
+
+    /// Per-site figures of the process window as raw captured stacks (return
+    /// addresses, not symbolized).
+    pub fn call_sites(&self) -> std::vec::Vec<crate::RawCallSite> {
+        crate::thread::untracked(|| crate::callsites::raw(&crate::global::process_sites().0))
+    }
+
+    /// The process window's call sites, merged by user location (first user
+    /// frame), largest `by` first; at most `n`.
+    pub fn top_call_sites(&self, n: usize, by: crate::SortBy) -> std::vec::Vec<crate::CallSite> {
+        crate::thread::untracked(|| {
+            let mut rows = crate::callsites::summarize(&crate::global::process_sites().0, by).0;
+            rows.truncate(n);
+            rows
+        })
+    }
+
+    /// A text report of the process window's top call sites by allocations,
+    /// by bytes and by bytes at the peak, with `function  file:line` of each.
+    pub fn symbolicated_report(&self) -> std::string::String {
+        crate::thread::untracked(|| {
+            let (figs, _) = crate::global::process_sites();
+            let root = std::env::current_dir().ok();
+            let mut out = std::string::String::new();
+            for by in [
+                crate::SortBy::Allocations,
+                crate::SortBy::Bytes,
+                crate::SortBy::Peak,
+            ] {
+                out.push_str(&crate::callsites::render(&figs, 10, by, root.as_deref()));
+            }
+            out
+        })
+    }
+}
+
+/// DHAT output (feature `dhat-compat`): the process window as a DHAT heap
+/// profile, for valgrind's viewer (`dh_view.html`).
+#[cfg(feature = "dhat-compat")]
+impl<A> ModAlloc<A> {
+    /// The process window (since start or the last [`reset`](Self::reset)) as
+    /// DHAT JSON. Other threads may keep allocating meanwhile.
+    ///
+    /// ```no_run
+    /// #[global_allocator]
+    /// static GLOBAL: mod_alloc::ModAlloc = mod_alloc::ModAlloc::new();
+    ///
+    /// let v: Vec<String> = (0..100).map(|i| i.to_string()).collect();
+    /// let json = GLOBAL.dhat_json_string();
+    /// assert!(json.contains("\"dhatFileVersion\": 2"));
+    /// # drop(v);
+    /// ```
+    pub fn dhat_json_string(&self) -> std::string::String {
+        crate::thread::untracked(|| crate::dhat::to_string(&process_profile()))
+    }
+
+    /// The process window as a `serde_json::Value`.
+    pub fn dhat_json(&self) -> serde_json::Value {
+        crate::thread::untracked(|| crate::dhat::to_value(&process_profile()))
+    }
+
+    /// Writes [`dhat_json_string`](Self::dhat_json_string) to `path`.
+    pub fn write_dhat_json(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        crate::thread::untracked(|| crate::dhat::write(&process_profile(), path.as_ref()))
+    }
+
+    /// The process window as folded stacks (`frame;frame;frame weight` lines,
+    /// outermost frame first), for `inferno-flamegraph` or `flamegraph.pl`.
+    pub fn folded_stacks(&self, weight: crate::FoldedWeight) -> std::string::String {
+        crate::thread::untracked(|| crate::folded::to_string(&process_profile(), weight))
+    }
+}
+
+#[cfg(feature = "dhat-compat")]
+fn process_profile() -> crate::dhat::Profile {
+    let (figs, peak) = crate::global::process_sites();
+    crate::profile::heap(&crate::profile::Window {
+        figs: &figs,
+        start: crate::global::window_start(),
+        end: crate::clock::ticks(),
+        peak_tick: peak.1,
+    })
+}
+
 impl<A> core::fmt::Debug for ModAlloc<A> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("ModAlloc").finish_non_exhaustive()

@@ -31,7 +31,7 @@ use crate::dhat::{FrameText, Profile};
 
 /// What a stack's width in the flame graph measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Weight {
+pub enum Weight {
     /// Total bytes allocated (`tb`; units in ad-hoc mode).
     Bytes,
     /// Total blocks allocated (`tbk`; events in ad-hoc mode).

@@ -268,6 +268,12 @@ mod with_std {
         pub(crate) bytes0: AtomicU64,
         pub(crate) adj_allocs: AtomicU64,
         pub(crate) adj_bytes: AtomicU64,
+        /// Per-site figures of the level (local levels only).
+        #[cfg(feature = "backtraces")]
+        pub(crate) ledger: crate::ledger::Ledger,
+        /// Profile clock when the level was pushed.
+        #[cfg(feature = "backtraces")]
+        pub(crate) start_ticks: AtomicU64,
     }
 
     /// A thread's registry entry: where its counters are, and its scope stack.
@@ -285,6 +291,9 @@ mod with_std {
         /// Set by foreign frees; the owner folds `foreign_*` when it sees it.
         pub(crate) pending: AtomicBool,
         pub(crate) entries: [ScopeEntry; MAX_DEPTH],
+        /// Per-site figures of the owner's process window.
+        #[cfg(feature = "backtraces")]
+        pub(crate) ledger: crate::ledger::Ledger,
     }
 
     /// Sum of the threads' published live bytes (the process live bytes, each
@@ -383,6 +392,11 @@ mod with_std {
         let slot = reuse_slot().or_else(new_slot)?;
         slot.depth.store(0, Relaxed);
         slot.pending.store(false, Relaxed);
+        #[cfg(feature = "backtraces")]
+        {
+            slot.ledger.set_shared();
+            let _ = WINDOW_START.compare_exchange(0, crate::clock::ticks(), Relaxed, Relaxed);
+        }
         slot.counters
             .store((c as *const Counters).cast_mut(), SeqCst);
         Some(slot)
@@ -466,12 +480,122 @@ mod with_std {
                 RETIRED.add(&w);
                 RETIRED.live.fetch_add(c.published.load(Relaxed), Relaxed);
             }
+            #[cfg(feature = "backtraces")]
+            if c.epoch.load(Relaxed) == e {
+                retired_sites::absorb(&self.ledger, e);
+            }
+            #[cfg(feature = "backtraces")]
+            self.ledger.clear();
             self.depth.store(0, Release);
             for entry in &self.entries {
                 entry.serial.store(0, Release);
             }
             self.in_use.store(false, Release);
         }
+    }
+
+    /// Per-site figures of threads that exited, for the process window.
+    #[cfg(feature = "backtraces")]
+    pub(crate) mod retired_sites {
+        use crate::ledger::{Fig, Ledger};
+        use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::*};
+
+        static LEDGER: Ledger = Ledger::new(true);
+        static WINDOW: AtomicU32 = AtomicU32::new(0);
+        /// Guards LEDGER (writers and readers). Never taken in the allocation
+        /// path: by exiting threads and by reports only.
+        static BUSY: AtomicBool = AtomicBool::new(false);
+
+        /// Runs `f` with the lock, or not at all if it cannot be had within
+        /// a bounded wait (a `fork` child may inherit it taken).
+        fn locked<R>(f: impl FnOnce() -> R) -> Option<R> {
+            for spin in 0..1_000_000u32 {
+                if BUSY
+                    .compare_exchange_weak(false, true, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    let r = f();
+                    BUSY.store(false, Release);
+                    return Some(r);
+                }
+                if spin > 100 {
+                    std::thread::yield_now();
+                } else {
+                    core::hint::spin_loop();
+                }
+            }
+            None
+        }
+
+        fn roll(e: u32) {
+            if WINDOW.load(Relaxed) != e {
+                LEDGER.clear();
+                WINDOW.store(e, Relaxed);
+            }
+        }
+
+        /// Keeps an exiting thread's figures of window `e`.
+        pub(crate) fn absorb(l: &Ledger, e: u32) {
+            let figs = crate::thread::untracked(|| l.figures(true));
+            let peak = l.peak();
+            let _ = locked(|| {
+                roll(e);
+                crate::thread::untracked(|| LEDGER.absorb(&figs, peak));
+            });
+        }
+
+        /// The figures of window `e`, and its peak (bytes, tick).
+        pub(crate) fn figures(e: u32) -> (Vec<(u32, Fig)>, (u64, u64)) {
+            locked(|| {
+                roll(e);
+                (LEDGER.figures(true), LEDGER.peak())
+            })
+            .unwrap_or_default()
+        }
+    }
+
+    /// Per-site figures of the process window, summed over threads (per
+    /// site), with the highest per-thread peak (bytes, tick). A report-side
+    /// call: it allocates (untracked).
+    #[cfg(feature = "backtraces")]
+    pub(crate) fn process_sites() -> (Vec<(u32, crate::ledger::Fig)>, (u64, u64)) {
+        crate::thread::untracked(|| {
+            let e = EPOCH.load(Acquire);
+            let (mut all, mut peak) = retired_sites::figures(e);
+            READERS.fetch_add(1, SeqCst);
+            let n = NEXT_ID.load(Acquire).min(MAX_THREADS);
+            for slot in (1..=n).filter_map(slot_by_id) {
+                let c = slot.counters.load(SeqCst);
+                // SAFETY: as in `for_each_counters`.
+                if c.is_null() || unsafe { &*c }.epoch.load(Acquire) != e {
+                    continue;
+                }
+                let own = crate::thread::owns_slot(slot);
+                all.extend(slot.ledger.figures(own));
+                let p = slot.ledger.peak();
+                if p.0 > peak.0 {
+                    peak = p;
+                }
+            }
+            READERS.fetch_sub(1, SeqCst);
+            (merge_sites(all), peak)
+        })
+    }
+
+    /// Sums figures of the same site.
+    #[cfg(feature = "backtraces")]
+    pub(crate) fn merge_sites(
+        mut all: Vec<(u32, crate::ledger::Fig)>,
+    ) -> Vec<(u32, crate::ledger::Fig)> {
+        all.sort_by_key(|(site, _)| *site);
+        let mut out: Vec<(u32, crate::ledger::Fig)> = Vec::with_capacity(all.len());
+        for (site, fig) in all {
+            match out.last_mut() {
+                Some((s, f)) if *s == site => f.add(&fig),
+                _ => out.push((site, fig)),
+            }
+        }
+        out
     }
 
     /// Runs `f` on the counters of every registered thread (readers protocol).
@@ -488,6 +612,17 @@ mod with_std {
             }
         }
         READERS.fetch_sub(1, SeqCst);
+    }
+
+    /// Profile clock at the start of the process window (the first
+    /// registration, or the last reset).
+    #[cfg(feature = "backtraces")]
+    static WINDOW_START: AtomicU64 = AtomicU64::new(0);
+
+    /// Profile clock at the start of the process window.
+    #[cfg(feature = "dhat-compat")]
+    pub(crate) fn window_start() -> u64 {
+        WINDOW_START.load(Relaxed)
     }
 
     /// Sums the process window over all threads. Counts nothing itself.
@@ -533,6 +668,8 @@ mod with_std {
         let e = EPOCH.fetch_add(1, SeqCst).wrapping_add(1);
         RETIRED.roll(e);
         G_LIVE.store(0, Relaxed);
+        #[cfg(feature = "backtraces")]
+        WINDOW_START.store(crate::clock::ticks(), Relaxed);
         for_each_counters(Counters::force_slow_path);
     }
 }

@@ -49,6 +49,24 @@
 //! alignment when larger). The common path of an allocation or a free is one
 //! thread-local access and a few plain adds.
 //!
+//! # Testing allocations
+//!
+//! `#[alloc_test(max_allocs = 10, max_peak = "4KB")]` turns a function into a
+//! test that fails when its body allocates more than that, and
+//! `assert_allocs!(max_allocs = 0, { body })` does the same for any block
+//! (feature `macros`, default). A failure panics with a report: budgets
+//! against measured figures, the top call sites (feature `backtraces`) and
+//! the path of the scope's DHAT profile (feature `dhat-compat`).
+//!
+//! # Environment
+//!
+//! Read when a report is built, never in the allocator:
+//!
+//! - `MOD_ALLOC_DIR`: where failing tests write their DHAT profiles (default
+//!   `<target dir>/mod-alloc/`);
+//! - `CARGO_TARGET_DIR`: the target dir; else the nearest ancestor of the
+//!   running binary that holds `CACHEDIR.TAG`.
+//!
 //! # Features
 //!
 //! - `std` (default): per-thread scopes, [`Profiler`]. Without it the crate is
@@ -65,14 +83,24 @@
 mod alloc;
 #[cfg(feature = "backtraces")]
 mod backtrace;
+#[cfg(feature = "backtraces")]
+mod callsites;
+#[cfg(feature = "backtraces")]
+mod clock;
 #[cfg(feature = "dhat-compat")]
 mod dhat;
 #[cfg(feature = "dhat-compat")]
 mod folded;
 mod global;
 mod header;
+#[cfg(feature = "backtraces")]
+mod ledger;
+#[cfg(feature = "dhat-compat")]
+mod profile;
 #[cfg(feature = "std")]
 mod scope;
+#[cfg(feature = "backtraces")]
+mod sites;
 mod stats;
 #[cfg(feature = "backtraces")]
 mod symbolize;
@@ -80,8 +108,39 @@ mod symbolize;
 mod thread;
 
 pub use crate::alloc::ModAlloc;
+#[cfg(feature = "backtraces")]
+pub use crate::callsites::{CallSite, RawCallSite, SortBy};
+#[cfg(feature = "dhat-compat")]
+pub use crate::folded::Weight as FoldedWeight;
+#[cfg(feature = "backtraces")]
+pub use crate::scope::ScopeProfile;
 #[cfg(feature = "std")]
 pub use crate::scope::{EnterGuard, Profiler, ScopeHandle};
 pub use crate::stats::AllocStats;
 #[cfg(feature = "std")]
 pub use crate::thread::is_installed;
+
+/// Test hook: makes every allocation of the call-site machinery's own memory
+/// (site table, per-site ledgers) fail, as when memory is exhausted, so tests
+/// can check that counting goes on (new stacks become "unknown site").
+#[cfg(feature = "backtraces")]
+#[doc(hidden)]
+pub fn __fail_own_memory(fail: bool) {
+    sites::FAIL_OWN_MEMORY.store(fail, core::sync::atomic::Ordering::Relaxed);
+}
+
+// ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----
+#[cfg(feature = "macros")]
+pub use mod_alloc_macros::{alloc_test, assert_allocs};
+#[cfg(feature = "macros")]
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+#[cfg(feature = "macros")]
+// Without `dhat-compat` there is no artefact to write, only its naming rules.
+#[cfg_attr(not(feature = "dhat-compat"), allow(dead_code))]
+mod artefact;
+#[cfg(feature = "macros")]
+mod budget;
+#[cfg(feature = "macros")]
+mod report;

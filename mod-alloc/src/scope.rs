@@ -269,6 +269,57 @@ pub(crate) fn free_foreign(h: &crate::header::Header, size: u64) {
     owner.inflight.fetch_sub(1, Release);
 }
 
+/// Adds an allocation to the ledgers of the open local levels, from the
+/// innermost down to the first joined (proxy) or shared one.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+pub(crate) fn ledgers_alloc(slot: &ThreadSlot, site: u32, size: u64, now: u64) {
+    let depth = (slot.depth.load(Relaxed) as usize).min(MAX_DEPTH);
+    for e in slot.entries[..depth].iter().rev() {
+        if e.proxy.load(Relaxed) || !e.shared.load(Relaxed).is_null() {
+            break;
+        }
+        e.ledger.on_alloc(site, size, now);
+    }
+}
+
+/// Subtracts a freed block of this thread's scopes from the ledgers of the
+/// levels that include it: the level it resolves to and those below it, down
+/// to the first joined or shared one.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+pub(crate) fn ledgers_free(
+    _s: &ThreadState,
+    slot: &ThreadSlot,
+    h: &crate::header::Header,
+    size: u64,
+    now: u64,
+) {
+    let depth = (slot.depth.load(Relaxed) as usize).min(MAX_DEPTH);
+    let Some(j) = resolve(slot, depth, h.serial) else {
+        return;
+    };
+    for e in slot.entries[..=j].iter().rev() {
+        if e.proxy.load(Relaxed) || !e.shared.load(Relaxed).is_null() {
+            break;
+        }
+        e.ledger.on_free(h.site, size, h.birth, now);
+    }
+}
+
+/// Per-site figures of a closed scope, for its report and DHAT profile.
+#[cfg(feature = "backtraces")]
+#[derive(Debug, Default)]
+#[cfg_attr(not(feature = "dhat-compat"), allow(dead_code))] // times are for DHAT
+pub(crate) struct ScopeSites {
+    pub(crate) figs: Vec<(u32, crate::ledger::Fig)>,
+    /// Profile clock at the scope's start and stop.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    /// The scope's peak (bytes, tick) as its ledger saw it.
+    pub(crate) peak: (u64, u64),
+}
+
 /// Saves the innermost level's cells into its entry (a level is pushed above it).
 fn save_innermost(s: &ThreadState, slot: &ThreadSlot, depth: usize) {
     if let Some(top) = depth.checked_sub(1) {
@@ -307,6 +358,11 @@ fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
         }
         e.allocs0.store(s.c.allocs.load(Relaxed), Relaxed);
         e.bytes0.store(s.c.bytes.load(Relaxed), Relaxed);
+        #[cfg(feature = "backtraces")]
+        {
+            e.ledger.release();
+            e.start_ticks.store(crate::clock::ticks(), Relaxed);
+        }
         e.proxy.store(proxy.is_some(), Relaxed);
         let shared = proxy.map_or(ptr::null(), Arc::as_ptr);
         e.shared.store(shared.cast_mut(), Release);
@@ -333,6 +389,11 @@ fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
 /// Pops level `level` (whose serial is `serial`), and any level still open
 /// above it, and returns its figures. `None` if it is not open.
 fn pop(serial: u64, level: usize) -> Option<AllocStats> {
+    pop_with(serial, level, &mut None)
+}
+
+/// [`pop`], also taking the level's per-site figures when `sites` is `Some`.
+fn pop_with(serial: u64, level: usize, sites: &mut Option<Sites>) -> Option<AllocStats> {
     thread::with_state(|s| {
         let slot = thread::current_slot(s)?;
         let depth = slot.depth.load(Relaxed) as usize;
@@ -344,10 +405,28 @@ fn pop(serial: u64, level: usize) -> Option<AllocStats> {
         for above in (level + 1..depth).rev() {
             pop_top(s, slot, above);
         }
+        #[cfg(feature = "backtraces")]
+        if let Some(out) = sites.as_mut() {
+            let e = &slot.entries[level];
+            *out = thread::untracked(|| ScopeSites {
+                figs: e.ledger.figures(true),
+                start: e.start_ticks.load(Relaxed),
+                end: crate::clock::ticks(),
+                peak: e.ledger.peak(),
+            });
+        }
+        #[cfg(not(feature = "backtraces"))]
+        let _ = sites;
         Some(pop_top(s, slot, level))
     })
     .flatten()
 }
+
+/// What `pop_with` can hand back besides the counts.
+#[cfg(feature = "backtraces")]
+type Sites = ScopeSites;
+#[cfg(not(feature = "backtraces"))]
+type Sites = ();
 
 /// Figures of a level, as its parent sees them.
 #[derive(Clone, Copy, Default)]
@@ -467,6 +546,8 @@ fn pop_top(s: &ThreadState, slot: &ThreadSlot, top: usize) -> AllocStats {
     }
     e.serial.store(0, Release);
     e.proxy.store(false, Relaxed);
+    #[cfg(feature = "backtraces")]
+    e.ledger.release();
     match top.checked_sub(1) {
         None => {
             s.serial.set(0);
@@ -609,6 +690,33 @@ impl Profiler {
         self.close().unwrap_or_default()
     }
 
+    /// Closes the scope and returns its figures and its per-site figures
+    /// (`None` if the scope was already closed).
+    #[cfg(feature = "backtraces")]
+    pub(crate) fn stop_with_sites(mut self) -> (AllocStats, Option<ScopeSites>) {
+        if std::mem::replace(&mut self.closed, true) {
+            return (AllocStats::default(), None);
+        }
+        let mut sites = Some(ScopeSites::default());
+        let stats = pop_with(self.serial, self.level, &mut sites).unwrap_or_default();
+        (stats, sites)
+    }
+
+    /// Closes the scope and returns its figures with its per-site figures
+    /// ([`ScopeProfile`]): call sites, and with `dhat-compat` a DHAT profile.
+    ///
+    /// Per-site figures cover this thread's allocations in the scope (and in
+    /// scopes nested in it); frees by other threads and joined threads'
+    /// allocations are in the [`AllocStats`] but not per site.
+    #[cfg(feature = "backtraces")]
+    pub fn stop_profile(self) -> ScopeProfile {
+        let (stats, sites) = self.stop_with_sites();
+        ScopeProfile {
+            stats,
+            sites: sites.unwrap_or_default(),
+        }
+    }
+
     /// The scope's figures so far; the scope stays open.
     pub fn stats(&self) -> AllocStats {
         if self.closed {
@@ -695,6 +803,60 @@ impl core::fmt::Debug for Profiler {
             .field("level", &self.level)
             .field("closed", &self.closed)
             .finish()
+    }
+}
+
+/// A closed scope's figures and per-site figures, from [`Profiler::stop_profile`].
+#[cfg(feature = "backtraces")]
+#[derive(Debug)]
+pub struct ScopeProfile {
+    stats: AllocStats,
+    sites: ScopeSites,
+}
+
+#[cfg(feature = "backtraces")]
+impl ScopeProfile {
+    /// The scope's figures (as [`Profiler::stop`] returns them).
+    pub fn stats(&self) -> AllocStats {
+        self.stats
+    }
+
+    /// The scope's call sites, merged by user location, largest `by` first.
+    pub fn call_sites(&self, by: crate::SortBy) -> Vec<crate::CallSite> {
+        crate::callsites::summarize(&self.sites.figs, by).0
+    }
+
+    /// Whether the captured stacks stopped before any user frame (the program
+    /// was built without frame pointers).
+    pub fn frames_missing(&self) -> bool {
+        crate::callsites::summarize(&self.sites.figs, crate::SortBy::Allocations).1
+    }
+
+    /// The scope's per-site figures as raw captured stacks.
+    pub fn raw_call_sites(&self) -> Vec<crate::RawCallSite> {
+        crate::callsites::raw(&self.sites.figs)
+    }
+
+    /// The scope as a DHAT heap profile (JSON), for the DHAT viewer.
+    #[cfg(feature = "dhat-compat")]
+    pub fn dhat_json_string(&self) -> String {
+        crate::thread::untracked(|| crate::dhat::to_string(&self.dhat_profile()))
+    }
+
+    /// Writes [`dhat_json_string`](Self::dhat_json_string) to `path`.
+    #[cfg(feature = "dhat-compat")]
+    pub fn write_dhat_json(&self, path: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        crate::thread::untracked(|| crate::dhat::write(&self.dhat_profile(), path.as_ref()))
+    }
+
+    #[cfg(feature = "dhat-compat")]
+    fn dhat_profile(&self) -> crate::dhat::Profile {
+        crate::profile::heap(&crate::profile::Window {
+            figs: &self.sites.figs,
+            start: self.sites.start,
+            end: self.sites.end,
+            peak_tick: self.sites.peak.1,
+        })
     }
 }
 

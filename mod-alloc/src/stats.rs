@@ -42,3 +42,17 @@ impl AllocStats {
         }
     }
 }
+
+/// `1234567` → `"1,234,567"`, as reports print numbers.
+#[cfg(feature = "std")]
+pub(crate) fn group_thousands(value: u64) -> std::string::String {
+    let digits = value.to_string();
+    let mut out = std::string::String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}

@@ -120,6 +120,7 @@ impl ThreadState {
 
     /// The header of a block allocated now.
     #[inline(always)]
+    #[allow(clippy::needless_update)] // the header has more fields with `backtraces`
     fn header(&self) -> Header {
         let tag = self.tag.get();
         Header {
@@ -197,12 +198,21 @@ impl ThreadState {
         (!p.is_null()).then(|| unsafe { &*p })
     }
 
+    /// The thread's slot if it is registered and active (never registers).
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[cfg(feature = "backtraces")]
+    #[inline]
+    pub(crate) fn active_slot(&self) -> Option<&'static ThreadSlot> {
+        let p = self.slot.get();
+        // SAFETY: as in `slot`.
+        (self.status.get() == Status::Active && !p.is_null()).then(|| unsafe { &*p })
+    }
+
     #[cold]
     #[inline(never)]
     fn register(&self) {
         let was_busy = self.busy.get();
         self.set_busy(true);
-        INSTALLED.store(true, Relaxed);
         // Touching EXIT registers its destructor (on platforms where that
         // allocates, `busy` keeps the allocation untracked). A thread that is
         // already tearing down its thread-locals gets no slot.
@@ -271,9 +281,50 @@ pub(crate) fn on_alloc(size: usize) -> Header {
             .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
         c.bytes.store(bytes, Relaxed);
         scope_alloc(s, size);
-        s.header()
+        #[allow(unused_mut)] // call sites fill it in
+        let mut h = s.header();
+        #[cfg(feature = "backtraces")]
+        track_alloc(s, &mut h, size);
+        h
     })
     .unwrap_or_else(Header::untracked)
+}
+
+/// Call sites: captures the stack, stamps the header with its site and the
+/// time, and adds the block to the per-site ledgers that count it (the
+/// thread's process window, and each open local scope up to the first
+/// joined one).
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(never)]
+fn track_alloc(s: &ThreadState, h: &mut Header, size: u64) {
+    let site = crate::sites::current();
+    let now = crate::clock::coarse();
+    h.site = site;
+    h.birth = now;
+    let Some(slot) = s.active_slot() else {
+        return;
+    };
+    slot.ledger.on_alloc(site, size, now);
+    scope::ledgers_alloc(slot, site, size, now);
+}
+
+/// Call sites: subtracts a freed block from the per-site ledgers that
+/// counted it.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(never)]
+fn track_free(s: &ThreadState, h: &Header, size: u64) {
+    let Some(slot) = s.active_slot() else {
+        return;
+    };
+    let now = crate::clock::coarse();
+    if h.epoch() == s.epoch16.get() {
+        slot.ledger.on_free(h.site, size, h.birth, now);
+    }
+    if h.serial != 0 && h.owner == slot.id {
+        scope::ledgers_free(s, slot, h, size, now);
+    }
 }
 
 /// The innermost scope's part of an allocation.
@@ -307,7 +358,11 @@ fn slow_alloc(s: &ThreadState, size: u64) -> Header {
     }
     slow(s, Event::Alloc(size));
     scope_alloc(s, size);
-    s.header()
+    #[allow(unused_mut)] // call sites fill it in
+    let mut h = s.header();
+    #[cfg(feature = "backtraces")]
+    track_alloc(s, &mut h, size);
+    h
 }
 
 /// Counts the free of a block of `size` bytes whose header is `h`.
@@ -330,6 +385,8 @@ pub(crate) fn on_free(h: &Header, size: usize) {
                 .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
             c.freed.store(freed, Relaxed);
         }
+        #[cfg(feature = "backtraces")]
+        track_free(s, h, size);
         if h.serial == 0 {
             return;
         }
@@ -362,6 +419,9 @@ enum Event {
 #[inline(never)]
 fn slow(s: &ThreadState, ev: Event) {
     let c = &s.c;
+    if !INSTALLED.load(Relaxed) {
+        INSTALLED.store(true, Relaxed);
+    }
     if s.status.get() == Status::Fresh {
         s.register();
     }
@@ -369,6 +429,10 @@ fn slow(s: &ThreadState, ev: Event) {
     if c.epoch.load(Relaxed) != e {
         c.start_window(e);
         s.set_epoch16(global::epoch16(e));
+        #[cfg(feature = "backtraces")]
+        if let Some(slot) = s.active_slot() {
+            slot.ledger.clear();
+        }
     }
     match ev {
         Event::Alloc(size) => {
@@ -394,6 +458,12 @@ fn slow(s: &ThreadState, ev: Event) {
     if s.busy.get() {
         c.force_slow_path();
     }
+}
+
+/// Whether `slot` is the calling thread's.
+#[cfg(feature = "backtraces")]
+pub(crate) fn owns_slot(slot: &ThreadSlot) -> bool {
+    with_state(|s| ptr::eq(s.slot.get(), slot)).unwrap_or(false)
 }
 
 /// Registers the calling thread if needed and returns its slot (for scopes).

@@ -1,0 +1,378 @@
+//! Call-site table: a captured stack (its return addresses) -> a site id.
+//!
+//! Shared by all threads, append-only, lock-free, and it grows instead of
+//! dropping: a site id, once handed out, names the same stack for the life of
+//! the process, and a stack never seen before always gets a new id (or, if
+//! the table's own memory cannot be had, the id 0, "unknown site", and the
+//! allocation is still counted).
+//!
+//! ```text
+//! per-thread cache (256 x hash -> id)   ->  index tables (2^12, 2^13, ... slots)
+//!        hit: compare the frames             probe newest to oldest; insert in
+//!        with the record, exactly            the newest one under half full
+//!                                        ->  records (chunks of 512): hash, frames
+//! ```
+//!
+//! Invariants:
+//! - a record is written completely before its id is published (`Release`
+//!   store into an index slot); records and tables are never freed or moved;
+//! - identity is exact: a lookup compares all frames, never only the hash;
+//! - two threads inserting the same new stack at once may get two ids for it
+//!   (one per index table); both name the same frames and are merged when
+//!   reports resolve them to locations. No event is lost either way.
+//!
+//! Memory comes from `System`, never from the global allocator.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use crate::backtrace;
+use core::alloc::{GlobalAlloc, Layout};
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use std::alloc::System;
+
+/// Most frames kept per site.
+pub(crate) const MAX_FRAMES: usize = 32;
+
+/// Frames captured per allocation ([`set_depth`]). Unoptimised builds inline
+/// nothing, so the standard library's path from a user's call to the
+/// allocator (`collect` -> `from_iter` -> ... -> `Box::new`) takes twice as
+/// many frames: they get twice the depth.
+static DEPTH: AtomicUsize = AtomicUsize::new(if cfg!(debug_assertions) {
+    2 * backtrace::DEFAULT_DEPTH
+} else {
+    backtrace::DEFAULT_DEPTH
+});
+
+/// Sets how many frames each allocation captures (1 to [`MAX_FRAMES`]).
+pub(crate) fn set_depth(depth: usize) {
+    DEPTH.store(depth.clamp(1, MAX_FRAMES), Relaxed);
+}
+
+/// One captured stack.
+struct Record {
+    hash: u64,
+    len: usize,
+    frames: [usize; MAX_FRAMES],
+}
+
+const CHUNK: usize = 512;
+const CHUNKS: usize = 8192;
+/// Most sites the table can name (4 M); later stacks are "unknown".
+const MAX_SITES: u32 = (CHUNK * CHUNKS) as u32;
+
+type Chunk = [Record; CHUNK];
+
+static RECORDS: [AtomicPtr<Chunk>; CHUNKS] = [NULL_CHUNK; CHUNKS];
+#[allow(clippy::declare_interior_mutable_const)] // only to build RECORDS
+const NULL_CHUNK: AtomicPtr<Chunk> = AtomicPtr::new(ptr::null_mut());
+/// Ids handed out so far (1..=NEXT).
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// One open-addressing index: `1 << bits` slots of site ids (0: empty).
+struct Index {
+    bits: u32,
+    used: AtomicU32,
+    slots: *const AtomicU32,
+}
+
+const FIRST_BITS: u32 = 12;
+const INDEXES: usize = 20;
+static INDEX: [AtomicPtr<Index>; INDEXES] = [NULL_INDEX; INDEXES];
+#[allow(clippy::declare_interior_mutable_const)] // only to build INDEX
+const NULL_INDEX: AtomicPtr<Index> = AtomicPtr::new(ptr::null_mut());
+
+impl Index {
+    fn slot(&self, i: usize) -> &AtomicU32 {
+        let i = i & ((1usize << self.bits) - 1);
+        // `slots` points at `1 << bits` zeroed atomics that are never freed
+        // (see `index`), and `i` is masked into range.
+        let p = self.slots.wrapping_add(i);
+        // SAFETY: (as above) `p` is slot `i` of the live array.
+        unsafe { &*p }
+    }
+
+    fn is_full(&self) -> bool {
+        self.used.load(Relaxed) as usize * 2 >= 1usize << self.bits
+    }
+}
+
+/// Test switch: every allocation of the call-site machinery's own memory
+/// (site table, ledgers) fails, as when memory is exhausted.
+pub(crate) static FAIL_OWN_MEMORY: AtomicBool = AtomicBool::new(false);
+
+/// A zeroed allocation from `System` (null when memory is short).
+fn zeroed(layout: Layout) -> *mut u8 {
+    if FAIL_OWN_MEMORY.load(Relaxed) {
+        return ptr::null_mut();
+    }
+    // SAFETY: callers pass non-zero sizes.
+    unsafe { System.alloc_zeroed(layout) }
+}
+
+/// Gives back an allocation of `zeroed` that was never published.
+fn unpublished(p: *mut u8, layout: Layout) {
+    // SAFETY: `p` came from `zeroed(layout)` and nobody else has seen it.
+    unsafe { System.dealloc(p, layout) }
+}
+
+/// The index `k`, allocating it if needed.
+fn index(k: usize) -> Option<&'static Index> {
+    let p = INDEX.get(k)?.load(Acquire);
+    if !p.is_null() {
+        // SAFETY: published indexes are never freed.
+        return Some(unsafe { &*p });
+    }
+    let bits = FIRST_BITS + k as u32;
+    let slots_layout = Layout::array::<AtomicU32>(1usize << bits).ok()?;
+    let slots = zeroed(slots_layout);
+    if slots.is_null() {
+        return None;
+    }
+    let header = Layout::new::<Index>();
+    let fresh = zeroed(header).cast::<Index>();
+    if fresh.is_null() {
+        unpublished(slots, slots_layout);
+        return None;
+    }
+    // SAFETY: `fresh` is a zeroed, aligned, unpublished allocation for an Index.
+    unsafe {
+        fresh.write(Index {
+            bits,
+            used: AtomicU32::new(0),
+            slots: slots.cast(),
+        })
+    };
+    match INDEX[k].compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+        // SAFETY: just published; never freed.
+        Ok(_) => Some(unsafe { &*fresh }),
+        Err(winner) => {
+            unpublished(fresh.cast(), header);
+            unpublished(slots, slots_layout);
+            // SAFETY: published indexes are never freed.
+            Some(unsafe { &*winner })
+        }
+    }
+}
+
+/// The record of site `id` (1-based), if published.
+fn record(id: u32) -> Option<&'static Record> {
+    let i = id.checked_sub(1)? as usize;
+    let chunk = RECORDS.get(i / CHUNK)?.load(Acquire);
+    // SAFETY: published chunks are never freed; the record was written before
+    // its id was published (Release/Acquire through the index slot or NEXT).
+    (!chunk.is_null()).then(|| unsafe { &(*chunk)[i % CHUNK] })
+}
+
+/// The frames of site `id` (innermost first); empty for unknown ids.
+pub(crate) fn frames(id: u32) -> &'static [usize] {
+    record(id).map_or(&[], |r| &r.frames[..r.len.min(MAX_FRAMES)])
+}
+
+fn hash(frames: &[usize]) -> u64 {
+    let mut h: u64 = 0x9E37_79B9_7F4A_7C15 ^ frames.len() as u64;
+    for &f in frames {
+        h = (h ^ f as u64)
+            .wrapping_mul(0x1000_0000_01B3)
+            .rotate_left(29);
+    }
+    h ^ (h >> 32)
+}
+
+fn matches(id: u32, hash: u64, frames: &[usize]) -> bool {
+    record(id)
+        .is_some_and(|r| r.hash == hash && r.len == frames.len() && r.frames[..r.len] == *frames)
+}
+
+/// Finds `frames` in the indexes, newest first.
+fn find(hash: u64, frames: &[usize]) -> Option<u32> {
+    for k in (0..INDEXES).rev() {
+        let p = INDEX[k].load(Acquire);
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: published indexes are never freed.
+        let idx = unsafe { &*p };
+        let mut i = hash as usize;
+        loop {
+            let id = idx.slot(i).load(Acquire);
+            if id == 0 {
+                break;
+            }
+            if matches(id, hash, frames) {
+                return Some(id);
+            }
+            i = i.wrapping_add(1);
+        }
+    }
+    None
+}
+
+/// Writes a new record and returns its id, or `None` without memory.
+fn new_record(hash: u64, frames: &[usize]) -> Option<u32> {
+    if FAIL_OWN_MEMORY.load(Relaxed) {
+        return None;
+    }
+    let id = NEXT
+        .fetch_add(1, AcqRel)
+        .checked_add(1)
+        .filter(|&id| id <= MAX_SITES)?;
+    let i = (id - 1) as usize;
+    let slot = &RECORDS[i / CHUNK];
+    let mut chunk = slot.load(Acquire);
+    if chunk.is_null() {
+        let layout = Layout::new::<Chunk>();
+        let fresh = zeroed(layout).cast::<Chunk>();
+        if fresh.is_null() {
+            return None;
+        }
+        chunk = match slot.compare_exchange(ptr::null_mut(), fresh, AcqRel, Acquire) {
+            Ok(_) => fresh,
+            Err(winner) => {
+                unpublished(fresh.cast(), layout);
+                winner
+            }
+        };
+    }
+    // SAFETY: `chunk` is a published, never-freed chunk; record `i % CHUNK` is
+    // ours alone (ids are handed out once) until its id is published below.
+    let r = unsafe { &mut (*chunk)[i % CHUNK] };
+    r.hash = hash;
+    r.len = frames.len();
+    r.frames[..frames.len()].copy_from_slice(frames);
+    Some(id)
+}
+
+/// The id of `frames`, inserting it if new; 0 when the table's memory is short.
+fn intern(hash: u64, frames: &[usize]) -> u32 {
+    if let Some(id) = find(hash, frames) {
+        return id;
+    }
+    let Some(id) = new_record(hash, frames) else {
+        return 0;
+    };
+    for k in 0..INDEXES {
+        let Some(idx) = index(k) else {
+            return 0;
+        };
+        if idx.is_full() {
+            continue;
+        }
+        let mut i = hash as usize;
+        loop {
+            let slot = idx.slot(i);
+            match slot.compare_exchange(0, id, AcqRel, Acquire) {
+                Ok(_) => {
+                    idx.used.fetch_add(1, Relaxed);
+                    return id;
+                }
+                Err(other) if matches(other, hash, frames) => return other,
+                Err(_) => i = i.wrapping_add(1),
+            }
+        }
+    }
+    0
+}
+
+/// Per-thread cache in front of the shared table.
+const CACHE: usize = 256;
+
+thread_local! {
+    static LAST: [Cell<(u64, u32)>; CACHE] = const { [EMPTY; CACHE] };
+}
+#[allow(clippy::declare_interior_mutable_const)] // only to build LAST
+const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
+
+/// Captures the current stack and returns its site id (0: unknown).
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[inline(always)]
+pub(crate) fn current() -> u32 {
+    let mut buf = [0usize; MAX_FRAMES];
+    let depth = DEPTH.load(Relaxed).min(MAX_FRAMES);
+    let n = backtrace::capture(&mut buf[..depth]);
+    lookup(&buf[..n])
+}
+
+/// The site id of `frames`. Hook-safe: no allocation through the global
+/// allocator, no lock, no panic.
+#[inline]
+pub(crate) fn lookup(frames: &[usize]) -> u32 {
+    let h = hash(frames);
+    let cached = LAST
+        .try_with(|c| {
+            let (ch, id) = c[h as usize % CACHE].get();
+            (ch == h && matches(id, h, frames)).then_some(id)
+        })
+        .ok()
+        .flatten();
+    if let Some(id) = cached {
+        return id;
+    }
+    let id = intern(h, frames);
+    if id != 0 {
+        let _ = LAST.try_with(|c| c[h as usize % CACHE].set((h, id)));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
+    use super::*;
+
+    #[test]
+    fn the_same_frames_get_the_same_id_and_others_a_new_one() {
+        let a = lookup(&[0x1000, 0x2000, 0x3000]);
+        let b = lookup(&[0x1000, 0x2000, 0x3000]);
+        let c = lookup(&[0x1000, 0x2000, 0x3001]);
+        let d = lookup(&[0x1000, 0x2000]);
+        assert_ne!(a, 0);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, d);
+        assert_eq!(frames(a), &[0x1000, 0x2000, 0x3000]);
+        assert_eq!(frames(d), &[0x1000, 0x2000]);
+    }
+
+    #[test]
+    fn the_table_grows_past_its_first_index_without_losing_a_stack() {
+        let ids: Vec<u32> = (0..20_000usize)
+            .map(|i| lookup(&[0xdead_0000 + i, i]))
+            .collect();
+        assert!(ids.iter().all(|&id| id != 0));
+        let again: Vec<u32> = (0..20_000usize)
+            .map(|i| lookup(&[0xdead_0000 + i, i]))
+            .collect();
+        assert_eq!(ids, again);
+        let mut unique = ids.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+    }
+
+    #[test]
+    fn threads_inserting_the_same_stacks_agree_on_their_frames() {
+        let per_thread: Vec<Vec<u32>> = std::thread::scope(|t| {
+            let joins: Vec<_> = (0..4)
+                .map(|_| t.spawn(|| (0..2000usize).map(|i| lookup(&[0xbeef_0000 + i])).collect()))
+                .collect();
+            joins.into_iter().map(|j| j.join().unwrap()).collect()
+        });
+        for ids in &per_thread {
+            for (i, &id) in ids.iter().enumerate() {
+                assert_eq!(frames(id), &[0xbeef_0000 + i]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_hash_collision_in_the_cache_is_not_taken_for_a_hit() {
+        let a = lookup(&[0xaaaa]);
+        // Poison the cache slot of `b`'s hash with `a`'s id.
+        let hb = hash(&[0xbbbb]);
+        LAST.with(|c| c[hb as usize % CACHE].set((hb, a)));
+        let b = lookup(&[0xbbbb]);
+        assert_ne!(a, b);
+        assert_eq!(frames(b), &[0xbbbb]);
+    }
+}

@@ -1,0 +1,4 @@
+#[mod_alloc::alloc_test(max_bytes = "1.5B")]
+fn half_a_byte() {}
+
+fn main() {}

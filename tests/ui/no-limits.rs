@@ -1,0 +1,7 @@
+#[mod_alloc::alloc_test]
+fn no_arguments() {}
+
+#[mod_alloc::alloc_test()]
+fn empty_arguments() {}
+
+fn main() {}
