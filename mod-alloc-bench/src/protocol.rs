@@ -6,6 +6,7 @@
 //! ratio  <workload>  <measured/reference>  <measured ns/op>  <reference ns/op>
 //! norm   <workload>  <workload time / calibration time>  <workload ns/op>
 //! bytes  <workload>  <extra bytes per live block>
+//! time   <workload>  <milliseconds>  <detail>
 //! skip   <workload>  <reason>
 //! ```
 //!
@@ -46,6 +47,15 @@ pub enum Record {
         /// Extra resident bytes per live block.
         bytes: f64,
     },
+    /// A duration (report cost), with a free-text detail.
+    Time {
+        /// Workload name.
+        workload: String,
+        /// Milliseconds.
+        ms: f64,
+        /// What was produced (sizes), for the output.
+        detail: String,
+    },
     /// A workload that could not be measured, and why.
     Skip {
         /// Workload name.
@@ -62,6 +72,7 @@ impl Record {
             Record::Ratio { workload, .. }
             | Record::Norm { workload, .. }
             | Record::Bytes { workload, .. }
+            | Record::Time { workload, .. }
             | Record::Skip { workload, .. } => workload,
         }
     }
@@ -77,6 +88,14 @@ impl Record {
             } => format!("ratio\t{workload}\t{ratio}\t{measured_ns}\t{reference_ns}"),
             Record::Norm { workload, norm, ns } => format!("norm\t{workload}\t{norm}\t{ns}"),
             Record::Bytes { workload, bytes } => format!("bytes\t{workload}\t{bytes}"),
+            Record::Time {
+                workload,
+                ms,
+                detail,
+            } => format!(
+                "time\t{workload}\t{ms}\t{}",
+                detail.replace(['\t', '\n'], " ")
+            ),
             Record::Skip { workload, reason } => {
                 format!("skip\t{workload}\t{}", reason.replace(['\t', '\n'], " "))
             }
@@ -103,6 +122,11 @@ impl Record {
             "bytes" => Some(Record::Bytes {
                 workload,
                 bytes: num(2)?,
+            }),
+            "time" => Some(Record::Time {
+                workload,
+                ms: num(2)?,
+                detail: f.get(3).unwrap_or(&"").to_string(),
             }),
             "skip" => Some(Record::Skip {
                 workload,

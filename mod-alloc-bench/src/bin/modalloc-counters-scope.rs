@@ -8,5 +8,6 @@ static GLOBAL: ModAlloc = ModAlloc::new();
 fn main() {
     mod_alloc_bench::run(mod_alloc_bench::Options {
         scope: Some(|| Box::new(Profiler::start())),
+        ..Default::default()
     });
 }

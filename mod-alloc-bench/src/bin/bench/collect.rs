@@ -58,7 +58,9 @@ pub(crate) fn run_rounds(
             }
             let mut cmd = Command::new(bin_dir.join(allocators[i].bin));
             cmd.args(["--budget-ms", &settings.budget_ms.to_string()]);
-            if let Some(only) = &settings.only {
+            if let Some(only) = allocators[i].only {
+                cmd.args(["--only", only]);
+            } else if let Some(only) = &settings.only {
                 cmd.args(["--only", only]);
             }
             match cmd.output() {

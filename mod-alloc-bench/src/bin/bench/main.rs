@@ -40,10 +40,22 @@ pub(crate) struct Allocator {
     pub(crate) about: &'static str,
     /// The cargo package that builds it.
     pub(crate) package: &'static str,
+    /// Workloads it runs (`None`: all, or the `--only` selection).
+    pub(crate) only: Option<&'static str>,
 }
 
 const BENCH: &str = "mod-alloc-bench";
 const BENCH_BT: &str = "mod-alloc-bench-backtraces";
+const BENCH_REPORT: &str = "mod-alloc-bench-report";
+
+/// The report-cost binary: not a column, its own section under the table.
+pub(crate) const REPORTER: Allocator = Allocator {
+    bin: "modalloc-report",
+    short: "report",
+    about: "mod-alloc with `dhat-compat`: a failing assert_allocs!'s report + DHAT file",
+    package: BENCH_REPORT,
+    only: Some("report-cost"),
+};
 
 /// Every allocator, in column order; `system` first (the baseline).
 pub(crate) const ALLOCATORS: [Allocator; 9] = [
@@ -52,54 +64,63 @@ pub(crate) const ALLOCATORS: [Allocator; 9] = [
         short: "System",
         about: "std::alloc::System (glibc malloc)",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "modalloc-counters",
         short: "counters",
         about: "mod-alloc, default features (counters), no scope",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "modalloc-counters-scope",
         short: "cnt+scope",
         about: "mod-alloc counters with a Profiler scope open on each thread",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "modalloc-backtraces",
         short: "bt",
         about: "mod-alloc with feature `backtraces`, no scope",
         package: BENCH_BT,
+        only: None,
     },
     Allocator {
         bin: "modalloc-backtraces-scope",
         short: "bt+scope",
         about: "mod-alloc `backtraces` with a Profiler scope open on each thread",
         package: BENCH_BT,
+        only: None,
     },
     Allocator {
         bin: "upstream-mod-alloc",
         short: "upstream",
         about: "mod-alloc 1.0.1 from crates.io (global atomics)",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "stats-alloc",
         short: "stats_alloc",
         about: "stats_alloc 0.1.10 (global atomics)",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "allocation-counter",
         short: "alloc-cnt",
         about: "allocation-counter 0.8.1 (thread-local counters)",
         package: BENCH,
+        only: None,
     },
     Allocator {
         bin: "dhat",
         short: "dhat",
         about: "dhat 0.3.3 heap profiler (dhat::Alloc + Profiler::new_heap)",
         package: BENCH,
+        only: None,
     },
 ];
 
@@ -187,15 +208,25 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let with_report = settings
+        .only
+        .as_ref()
+        .is_none_or(|o| o.split(',').any(|w| w == "report-cost"));
+    let mut binaries = allocators.clone();
+    if with_report {
+        binaries.push(REPORTER);
+    }
     let build_errors = if settings.no_build {
         Vec::new()
     } else {
-        build::build_all(&allocators)
+        build::build_all(&binaries)
     };
     let build_s = started.elapsed().as_secs_f64();
-    let results = collect::run_rounds(&settings, &allocators, &bin_dir, &build_errors);
+    let mut results = collect::run_rounds(&settings, &binaries, &bin_dir, &build_errors);
     let run_s = started.elapsed().as_secs_f64() - build_s;
-    let table = summary::Table::new(&allocators, &results);
+    let report = if with_report { results.pop() } else { None };
+    let mut table = summary::Table::new(&allocators, &results);
+    table.set_report(report.as_ref());
     let text = table.render_text(&settings, build_s, run_s);
     println!("{text}");
     if let Err(e) = collect::write_tsv(&bin_dir, &table) {

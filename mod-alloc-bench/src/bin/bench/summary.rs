@@ -8,7 +8,7 @@ use mod_alloc_bench::measure::median;
 use mod_alloc_bench::protocol::Record;
 
 /// The rows of the table, in order: (workload, label).
-pub(crate) const ROWS: [(&str, &str); 15] = [
+pub(crate) const ROWS: [(&str, &str); 12] = [
     ("pair-1t", "32 B alloc+free pair, 1 thread"),
     ("pair-2t", "pair, 2 threads (per op, overlapped)"),
     ("vec-growth", "Vec growth 8 B..64 KiB (realloc)"),
@@ -20,9 +20,6 @@ pub(crate) const ROWS: [(&str, &str); 15] = [
     ("serde-json", "serde_json parse+serialize 1 MB"),
     ("regex", "regex compile+match 512 KiB"),
     ("memory", "extra bytes per live 32 B block"),
-    ("report-100", "report + DHAT file, 100 sites"),
-    ("report-1000", "report + DHAT file, 1,000 sites"),
-    ("report-10000", "report + DHAT file, 10,000 sites"),
     ("", ""),
 ];
 
@@ -77,6 +74,9 @@ pub(crate) struct Table {
     pub(crate) scale: Vec<(String, f64)>,
     /// Per allocator: failures (build, crash).
     pub(crate) failures: Vec<(String, Vec<String>)>,
+    /// Report cost per site count: (sites, median ms, half range, detail),
+    /// or why it is missing.
+    pub(crate) report: Result<Vec<(u32, f64, f64, String)>, String>,
 }
 
 fn spread(v: &[f64]) -> f64 {
@@ -221,7 +221,66 @@ impl Table {
             cells,
             scale,
             failures,
+            report: Err("not run (--only without report-cost)".into()),
         }
+    }
+
+    /// Takes the report-cost binary's runs.
+    pub(crate) fn set_report(&mut self, runs: Option<&Runs>) {
+        let Some(runs) = runs else { return };
+        let mut rows = Vec::new();
+        for n in mod_alloc_bench::report_cost::SITES {
+            let w = format!("report-{n}");
+            let mut ms = Vec::new();
+            let mut detail = String::new();
+            let mut skipped = None;
+            for rec in runs.processes.iter().flatten() {
+                match rec {
+                    Record::Time {
+                        workload,
+                        ms: m,
+                        detail: d,
+                    } if *workload == w => {
+                        ms.push(*m);
+                        detail = d.clone();
+                    }
+                    Record::Skip { workload, reason } if *workload == w => {
+                        skipped = Some(reason.clone())
+                    }
+                    _ => {}
+                }
+            }
+            if ms.is_empty() {
+                self.report = Err(skipped
+                    .or_else(|| runs.failures.first().cloned())
+                    .unwrap_or_else(|| "no data".into()));
+                return;
+            }
+            rows.push((n, median(&ms), spread(&ms), detail));
+        }
+        self.report = Ok(rows);
+    }
+
+    /// The report-cost section, one line per site count.
+    fn render_report(&self) -> String {
+        let mut out = String::from(
+            "Report cost: a failing assert_allocs! building its report and writing its DHAT \
+             file (mod-alloc `dhat-compat`; fastest of 5 in a process, median of processes):\n",
+        );
+        match &self.report {
+            Ok(rows) => {
+                for (n, ms, sp, detail) in rows {
+                    out.push_str(&format!(
+                        "  {:>6} sites  {:>8} ± {} ms   {detail}\n",
+                        n,
+                        fmt_num(*ms),
+                        fmt_num(*sp)
+                    ));
+                }
+            }
+            Err(why) => out.push_str(&format!("  not measured: {why}\n")),
+        }
+        out
     }
 
     /// The cell of `allocator` × `workload`.
@@ -296,6 +355,8 @@ impl Table {
         for (i, n) in notes.iter().enumerate() {
             out.push_str(&format!("[{}] {n}\n", i + 1));
         }
+        out.push('\n');
+        out.push_str(&self.render_report());
         out.push('\n');
         out.push_str(&legend());
         out.push_str("\nColumns:\n");
@@ -468,6 +529,9 @@ impl Table {
                 .join("; "),
         );
         out.push_str(".\n\n");
+        out.push_str("```\n");
+        out.push_str(&self.render_report());
+        out.push_str("```\n\n");
         out.push_str(&legend().replace('\n', " ").replace("  ", " "));
         out.push('\n');
         out
