@@ -531,6 +531,8 @@ impl Table {
         out.push_str(".\n\n");
         out.push_str("```\n");
         out.push_str(&self.render_report());
+        out.push('\n');
+        out.push_str(&self.summary());
         out.push_str("```\n\n");
         out.push_str(&legend().replace('\n', " ").replace("  ", " "));
         out.push('\n');
