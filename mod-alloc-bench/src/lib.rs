@@ -2,7 +2,7 @@
 //!
 //! A process has one global allocator, so each allocator under test is its own
 //! binary (`src/bin/*.rs`, and `backtraces/` for the call-site builds). Every
-//! binary calls [`run`] and so runs the same workloads with the same code;
+//! binary calls [`run()`] and so runs the same workloads with the same code;
 //! the driver (`src/bin/bench/`) launches them in interleaved rounds and
 //! prints one table.
 //!

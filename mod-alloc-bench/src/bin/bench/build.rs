@@ -5,7 +5,7 @@
 //! `mod-alloc-bench-backtraces` with `mod-alloc-bench` would give the
 //! counters binaries mod-alloc's `backtraces` feature.
 
-use crate::{workspace_root, Allocator};
+use crate::{workspace_root, Allocator, BENCH_BT, BENCH_REPORT};
 use std::process::Command;
 
 /// Builds each package once; returns (binary, reason) for the binaries that
@@ -21,10 +21,17 @@ pub(crate) fn build_all(allocators: &[Allocator]) -> Vec<(String, String)> {
     let mut failed = Vec::new();
     for p in packages {
         eprintln!("bench: building {p} (release)");
-        let out = Command::new(&cargo)
-            .current_dir(workspace_root())
-            .args(["build", "--release", "--bins", "-p", p])
-            .output();
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(workspace_root())
+            .args(["build", "--release", "--bins", "-p", p]);
+        // The mod-alloc feature each package's binaries require (off by
+        // default so `cargo test --workspace` does not unify it in).
+        match p {
+            BENCH_BT => cmd.args(["--features", "backtraces"]),
+            BENCH_REPORT => cmd.args(["--features", "report"]),
+            _ => &mut cmd,
+        };
+        let out = cmd.output();
         let reason = match out {
             Ok(o) if o.status.success() => continue,
             Ok(o) => String::from_utf8_lossy(&o.stderr)

@@ -45,8 +45,8 @@ pub(crate) struct Allocator {
 }
 
 const BENCH: &str = "mod-alloc-bench";
-const BENCH_BT: &str = "mod-alloc-bench-backtraces";
-const BENCH_REPORT: &str = "mod-alloc-bench-report";
+pub(crate) const BENCH_BT: &str = "mod-alloc-bench-backtraces";
+pub(crate) const BENCH_REPORT: &str = "mod-alloc-bench-report";
 
 /// The report-cost binary: not a column, its own section under the table.
 pub(crate) const REPORTER: Allocator = Allocator {
