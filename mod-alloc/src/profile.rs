@@ -48,6 +48,43 @@ pub(crate) fn heap(w: &Window<'_>) -> Profile {
     }
 }
 
+/// One ad-hoc program point: a captured stack and its event and unit counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AdHocFig {
+    /// Number of events recorded at this stack.
+    pub(crate) events: u64,
+    /// Sum of their weights.
+    pub(crate) units: u64,
+}
+
+/// Builds the ad-hoc-mode profile of per-site event counts (`tbk` = events,
+/// `tb` = units), `start`..`end` in profile clock ticks.
+pub(crate) fn ad_hoc(sites: &[(u32, AdHocFig)], start: u64, end: u64) -> Profile {
+    let pps = crate::callsites::with_symbolizer(|sym| {
+        sites
+            .iter()
+            .filter(|(_, f)| f.events > 0)
+            .map(|(site, f)| {
+                let frames = trim(sym.resolve_stack(crate::sites::frames(*site)));
+                ProgramPoint {
+                    frames: frames.into_iter().map(text).collect(),
+                    tb: f.units,
+                    tbk: f.events,
+                    ..ProgramPoint::default()
+                }
+            })
+            .collect()
+    });
+    Profile {
+        mode: Mode::AdHoc,
+        cmd: command_line(),
+        pid: std::process::id(),
+        te: clock::micros(end.saturating_sub(start)),
+        tg: 0,
+        pps,
+    }
+}
+
 fn program_point(frames: Vec<Frame>, f: &Fig, end: u64) -> ProgramPoint {
     let eb = live_count(f.live);
     let ebk = live_count(f.live_blocks);
@@ -89,6 +126,15 @@ pub(crate) fn trim(mut frames: Vec<Frame>) -> Vec<Frame> {
         .position(|f| !f.function.as_deref().map_or(true, is_allocator_frame))
         .unwrap_or(frames.len());
     frames.drain(..top);
+    // Everything from the runtime's entry into `main`, a thread or a test
+    // down is the runtime's, whatever it is called in this std version.
+    if let Some(entry) = frames.iter().position(|f| {
+        f.function
+            .as_deref()
+            .is_some_and(|name| name.contains("__rust_begin_short_backtrace"))
+    }) {
+        frames.truncate(entry);
+    }
     while frames
         .last()
         .is_some_and(|f| f.function.as_deref().map_or(true, is_runtime_frame))
@@ -140,7 +186,12 @@ fn is_runtime_frame(function: &str) -> bool {
         "__rust_try",
     ];
     /// Names that contain these anywhere (closures, generic wrappers) too.
-    const CONTAINS: &[&str] = &["lang_start", "__rust_begin_short_backtrace"];
+    /// `<&dyn Fn() as FnOnce>::call_once` and the like: std calling `main`.
+    const CONTAINS: &[&str] = &[
+        "lang_start",
+        "__rust_begin_short_backtrace",
+        " as core::ops::function::FnOnce<",
+    ];
     let f = function.trim_start_matches('<');
     STARTS.iter().any(|r| f.starts_with(r))
         || EXACT.contains(&f)
@@ -186,6 +237,28 @@ mod tests {
                 "myapp::main"
             ]
         );
+    }
+
+    #[test]
+    fn trimming_cuts_below_main_when_the_stack_was_cut_short() {
+        let stack = vec![
+            frame("__rustc::__rdl_alloc"),
+            frame("myapp::main"),
+            frame("core::ops::function::FnOnce::call_once"),
+            frame("std::sys::backtrace::__rust_begin_short_backtrace"),
+            frame("std::rt::lang_start::{{closure}}"),
+            frame("<&dyn core::ops::function::Fn<(), Output = i32> + core::marker::Sync as core::ops::function::FnOnce<()>>::call_once"),
+        ];
+        let names: Vec<String> = trim(stack.clone())
+            .into_iter()
+            .filter_map(|f| f.function)
+            .collect();
+        assert_eq!(names, ["myapp::main"]);
+        // Without the entry frame (the capture stopped above it) too.
+        let mut short = stack;
+        short.remove(3);
+        let names: Vec<String> = trim(short).into_iter().filter_map(|f| f.function).collect();
+        assert_eq!(names, ["myapp::main"]);
     }
 
     #[test]
