@@ -137,7 +137,8 @@ pub(crate) fn summarize(figs: &[(u32, Fig)], by: SortBy) -> (Vec<CallSite>, bool
                 continue;
             }
             let frames = sym.resolve_stack(crate::sites::frames(*site));
-            let user = first_user_frame(&frames);
+            let user = first_user_frame(&frames).map(|f| qualified(f, &frames));
+            let user = user.as_ref();
             any_user |= user.is_some() || frames.len() > 3;
             let (function, file, line, column) = match user {
                 Some(Frame {
@@ -202,6 +203,42 @@ pub(crate) fn summarize(figs: &[(u32, Fig)], by: SortBy) -> (Vec<CallSite>, bool
     (rows, truncated)
 }
 
+/// `frame` with a name that says whose code it is: line-tables-only debug
+/// info names inlined frames without their path (`{closure#0}`,
+/// `parse<u8>`), so such a name gets the next user function further out in
+/// the stack: `{closure#0} in profile::main`.
+fn qualified(frame: &Frame, stack: &[Frame]) -> Frame {
+    let mut f = frame.clone();
+    if let Some(name) = f.function.as_deref() {
+        if !has_path(name) {
+            let bare = name.split('<').next().unwrap_or(name);
+            let at = stack
+                .iter()
+                .position(|o| std::ptr::eq(o, frame))
+                .unwrap_or(0);
+            let outer = stack[at..]
+                .iter()
+                .filter_map(|o| o.function.as_deref())
+                .find(|o| has_path(o) && !crate::symbolize::is_allocation_plumbing(o));
+            f.function = Some(match outer {
+                Some(outer) => format!("{bare} in {}", display_function(Some(outer))),
+                None => bare.to_string(),
+            });
+        }
+    }
+    f
+}
+
+/// Whether a demangled name carries its path (`krate::f`, `<T as Tr>::f`),
+/// not only inside generic arguments (`{closure#0}<alloc::vec::Vec<u8>>`).
+fn has_path(name: &str) -> bool {
+    name.starts_with('<')
+        || name
+            .split('<')
+            .next()
+            .is_some_and(|head| head.contains("::"))
+}
+
 /// A function name as reports show it: `#[alloc_test]` moves a test's body
 /// into an inner `__mod_alloc_body` fn, which is the test itself to the user.
 fn display_function(function: Option<&str>) -> String {
@@ -217,16 +254,38 @@ pub(crate) const FRAME_POINTER_HINT: &str = "call sites need frame pointers: add
 
 /// A plain-text table of the top `n` call sites of `figs` by `by`.
 pub(crate) fn render(figs: &[(u32, Fig)], n: usize, by: SortBy, root: Option<&Path>) -> String {
+    use crate::stats::group_thousands as g;
     use std::fmt::Write;
     let (rows, truncated) = summarize(figs, by);
+    let rows: Vec<&CallSite> = rows.iter().filter(|r| r.figure(by) > 0).collect();
+    let cells: Vec<(String, String)> = rows
+        .iter()
+        .take(n)
+        .map(|r| match by {
+            SortBy::Allocations => (
+                format!("{} allocs", g(r.alloc_count)),
+                format!("{} B", g(r.total_bytes)),
+            ),
+            _ => (
+                format!("{} B", g(r.figure(by))),
+                format!("{} allocs", g(r.alloc_count)),
+            ),
+        })
+        .collect();
+    let w0 = cells.iter().map(|c| c.0.len()).max().unwrap_or(0);
+    let w1 = cells.iter().map(|c| c.1.len()).max().unwrap_or(0);
+    let wf = rows
+        .iter()
+        .take(n)
+        .map(|r| r.function.len())
+        .max()
+        .unwrap_or(0);
     let mut out = String::new();
     let _ = writeln!(out, "call sites by {}:", label(by));
-    for r in rows.iter().take(n) {
+    for (r, (c0, c1)) in rows.iter().zip(&cells) {
         let _ = writeln!(
             out,
-            "  {:>10}  {:>8} allocs  {}  {}",
-            crate::stats::group_thousands(r.figure(by)),
-            crate::stats::group_thousands(r.alloc_count),
+            "  {c0:>w0$}  {c1:>w1$}  {:<wf$}  {}",
             r.function,
             r.location(root)
         );

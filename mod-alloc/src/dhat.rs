@@ -57,10 +57,6 @@
 //! merged `mbk`s, the block count that goes with that bound. A point that is not merged
 //! is written exactly as given.
 
-// FIXME(#6): the collector and the `dhat_compat` front end that call this module land
-// later; until then only the tests use it.
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -76,7 +76,8 @@
 //! - `counters` (default): the counters (always on; kept for build matrices).
 //! - `macros` (default): `#[alloc_test]` and `assert_allocs!`.
 //! - `backtraces` (alias `symbolicate`): call sites.
-//! - `dhat-compat`: DHAT JSON output and the `dhat_compat` drop-in.
+//! - `dhat-compat`: DHAT JSON output and the [`dhat_compat`] drop-in for
+//!   dhat-rs users (`use mod_alloc::dhat_compat as dhat;`).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -89,6 +90,8 @@ mod callsites;
 mod clock;
 #[cfg(feature = "dhat-compat")]
 mod dhat;
+#[cfg(feature = "dhat-compat")]
+pub mod dhat_compat;
 #[cfg(feature = "dhat-compat")]
 mod folded;
 mod global;

@@ -48,6 +48,43 @@ pub(crate) fn heap(w: &Window<'_>) -> Profile {
     }
 }
 
+/// One ad-hoc program point: a captured stack and its event and unit counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct AdHocFig {
+    /// Number of events recorded at this stack.
+    pub(crate) events: u64,
+    /// Sum of their weights.
+    pub(crate) units: u64,
+}
+
+/// Builds the ad-hoc-mode profile of per-site event counts (`tbk` = events,
+/// `tb` = units), `start`..`end` in profile clock ticks.
+pub(crate) fn ad_hoc(sites: &[(u32, AdHocFig)], start: u64, end: u64) -> Profile {
+    let pps = crate::callsites::with_symbolizer(|sym| {
+        sites
+            .iter()
+            .filter(|(_, f)| f.events > 0)
+            .map(|(site, f)| {
+                let frames = trim(sym.resolve_stack(crate::sites::frames(*site)));
+                ProgramPoint {
+                    frames: frames.into_iter().map(text).collect(),
+                    tb: f.units,
+                    tbk: f.events,
+                    ..ProgramPoint::default()
+                }
+            })
+            .collect()
+    });
+    Profile {
+        mode: Mode::AdHoc,
+        cmd: command_line(),
+        pid: std::process::id(),
+        te: clock::micros(end.saturating_sub(start)),
+        tg: 0,
+        pps,
+    }
+}
+
 fn program_point(frames: Vec<Frame>, f: &Fig, end: u64) -> ProgramPoint {
     let eb = live_count(f.live);
     let ebk = live_count(f.live_blocks);
@@ -83,19 +120,81 @@ fn command_line() -> String {
 }
 
 /// Drops the allocator's frames at the top and the runtime's at the bottom.
+///
+/// Top: everything down to the outermost allocator entry (a `__rust_alloc`
+/// style shim, or a frame of `alloc::alloc` / `std::alloc`, by name or, for
+/// inlined frames that debug info names without a path, by source file), then
+/// any allocator frames still leading. Bottom: everything from the runtime's
+/// `__rust_begin_short_backtrace` down, then trailing runtime frames.
 pub(crate) fn trim(mut frames: Vec<Frame>) -> Vec<Frame> {
+    let entry = frames
+        .iter()
+        .rposition(is_allocator_entry)
+        .map_or(0, |i| i + 1);
+    frames.drain(..entry);
     let top = frames
         .iter()
         .position(|f| !f.function.as_deref().map_or(true, is_allocator_frame))
         .unwrap_or(frames.len());
     frames.drain(..top);
-    while frames
-        .last()
-        .is_some_and(|f| f.function.as_deref().map_or(true, is_runtime_frame))
-    {
+    // Everything from the runtime's entry into `main`, a thread or a test
+    // down is the runtime's, whatever it is called in this std version.
+    if let Some(entry) = frames.iter().position(|f| {
+        f.function
+            .as_deref()
+            .is_some_and(|name| name.contains("__rust_begin_short_backtrace"))
+    }) {
+        frames.truncate(entry);
+    }
+    while frames.last().is_some_and(is_runtime) {
         frames.pop();
     }
     frames
+}
+
+/// A frame of the global allocator's entry path: the `__rust_alloc` family of
+/// shims, or a function of `alloc::alloc` / `std::alloc` (by name, or by its
+/// source file when an inlined frame's name has no path). mod_alloc's own
+/// frames are not entries: user code may run below them (the test harness).
+fn is_allocator_entry(frame: &Frame) -> bool {
+    /// Source files of `alloc::alloc`, `std::alloc` and `core::alloc`'s traits.
+    const FILES: &[&str] = &[
+        "alloc/src/alloc.rs",
+        "std/src/alloc.rs",
+        "core/src/alloc/global.rs",
+        "core/src/alloc/mod.rs",
+    ];
+    let by_name = frame.function.as_deref().is_some_and(|name| {
+        is_allocator_frame(name) && !name.trim_start_matches('<').starts_with("mod_alloc::")
+    });
+    let by_file = frame
+        .file
+        .as_deref()
+        .is_some_and(|file| FILES.iter().any(|f| file.ends_with(f)));
+    by_name || by_file
+}
+
+/// A frame of the runtime below `main`, a thread's closure or a test: by
+/// name, or (for inlined frames named without a path, like
+/// `call_once<fn(), ()>`) by std's source file of the runtime.
+fn is_runtime(frame: &Frame) -> bool {
+    /// Source files of the runtime's entry path.
+    const FILES: &[&str] = &[
+        "core/src/ops/function.rs",
+        "core/src/panic/unwind_safe.rs",
+        "std/src/rt.rs",
+        "std/src/panicking.rs",
+        "std/src/panic.rs",
+        "std/src/sys/backtrace.rs",
+    ];
+    let Some(name) = frame.function.as_deref() else {
+        return true;
+    };
+    is_runtime_frame(name)
+        || frame
+            .file
+            .as_deref()
+            .is_some_and(|file| FILES.iter().any(|f| file.ends_with(f)))
 }
 
 /// Frames of the allocator itself: mod_alloc (outside its own tests), the
@@ -140,7 +239,12 @@ fn is_runtime_frame(function: &str) -> bool {
         "__rust_try",
     ];
     /// Names that contain these anywhere (closures, generic wrappers) too.
-    const CONTAINS: &[&str] = &["lang_start", "__rust_begin_short_backtrace"];
+    /// `<&dyn Fn() as FnOnce>::call_once` and the like: std calling `main`.
+    const CONTAINS: &[&str] = &[
+        "lang_start",
+        "__rust_begin_short_backtrace",
+        " as core::ops::function::FnOnce<",
+    ];
     let f = function.trim_start_matches('<');
     STARTS.iter().any(|r| f.starts_with(r))
         || EXACT.contains(&f)
@@ -186,6 +290,67 @@ mod tests {
                 "myapp::main"
             ]
         );
+    }
+
+    fn frame_in(function: &str, file: &str) -> Frame {
+        Frame {
+            file: Some(file.to_string()),
+            ..frame(function)
+        }
+    }
+
+    #[test]
+    fn trimming_recognises_inlined_frames_named_without_a_path_by_their_file() {
+        // A release build with line tables only: inlined frames carry short names.
+        let stack = vec![
+            frame_in("{closure#0}", "/src/mod-alloc/src/thread.rs"),
+            frame_in("on_alloc", "/src/mod-alloc/src/thread.rs"),
+            frame_in("alloc<std::alloc::System>", "/src/mod-alloc/src/alloc.rs"),
+            frame_in("__rustc::__rust_alloc", "/src/app/src/main.rs"),
+            frame_in("alloc", "/rustc/abc/library/alloc/src/alloc.rs"),
+            frame_in("allocate", "/rustc/abc/library/alloc/src/alloc.rs"),
+            frame_in(
+                "grow_one<alloc::alloc::Global>",
+                "/rustc/abc/library/alloc/src/raw_vec/mod.rs",
+            ),
+            frame_in("app::collect_ids", "/src/app/src/main.rs"),
+            frame_in("app::main", "/src/app/src/main.rs"),
+            frame_in(
+                "call_once<fn(), ()>",
+                "/rustc/abc/library/core/src/ops/function.rs",
+            ),
+        ];
+        let names: Vec<String> = trim(stack).into_iter().filter_map(|f| f.function).collect();
+        assert_eq!(
+            names,
+            [
+                "grow_one<alloc::alloc::Global>",
+                "app::collect_ids",
+                "app::main"
+            ]
+        );
+    }
+
+    #[test]
+    fn trimming_cuts_below_main_when_the_stack_was_cut_short() {
+        let stack = vec![
+            frame("__rustc::__rdl_alloc"),
+            frame("myapp::main"),
+            frame("core::ops::function::FnOnce::call_once"),
+            frame("std::sys::backtrace::__rust_begin_short_backtrace"),
+            frame("std::rt::lang_start::{{closure}}"),
+            frame("<&dyn core::ops::function::Fn<(), Output = i32> + core::marker::Sync as core::ops::function::FnOnce<()>>::call_once"),
+        ];
+        let names: Vec<String> = trim(stack.clone())
+            .into_iter()
+            .filter_map(|f| f.function)
+            .collect();
+        assert_eq!(names, ["myapp::main"]);
+        // Without the entry frame (the capture stopped above it) too.
+        let mut short = stack;
+        short.remove(3);
+        let names: Vec<String> = trim(short).into_iter().filter_map(|f| f.function).collect();
+        assert_eq!(names, ["myapp::main"]);
     }
 
     #[test]
