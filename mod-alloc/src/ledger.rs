@@ -268,6 +268,10 @@ pub(crate) struct Ledger {
     /// Site 0 ("unknown") when the table cannot grow: figures that find no
     /// room go here, so none is lost.
     overflow: SiteFig,
+    /// Owner-only memo of the last lookup: site id + 1 (0: none) and its
+    /// figures. An allocation and its free usually name the same site.
+    last_site: AtomicU32,
+    last_fig: AtomicPtr<SiteFig>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // a template for statics and arrays
@@ -282,6 +286,8 @@ impl Ledger {
             peak_time: AtomicU64::new(0),
             pending: AtomicBool::new(false),
             overflow: SiteFig::new(),
+            last_site: AtomicU32::new(0),
+            last_fig: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -319,6 +325,7 @@ impl Ledger {
                     }
                 }
             }
+            self.forget_last();
             let replaced = self.table.swap(fresh, AcqRel);
             if !replaced.is_null() && !self.shared.load(Relaxed) {
                 // SAFETY: replaced, and no other thread reads this ledger.
@@ -331,15 +338,30 @@ impl Ledger {
     /// The figures of `site`: its entry, a new one, or the overflow entry
     /// when the table has no room and cannot grow.
     fn fig(&self, site: u32) -> &SiteFig {
-        if let Some(e) = self.table().and_then(|t| t.find(site)) {
-            return &e.fig;
+        if self.last_site.load(Relaxed) == site.wrapping_add(1) {
+            let f = self.last_fig.load(Relaxed);
+            // SAFETY: the memo points into the current table or at `overflow`;
+            // it is cleared whenever the table is replaced or released.
+            return unsafe { &*f };
         }
-        match self.table_for_insert() {
-            Some(t) if (t.used.load(Relaxed) as usize + 1) * 2 <= 1usize << t.bits => {
-                &t.claim(site).fig
-            }
-            _ => &self.overflow,
-        }
+        let f = match self.table().and_then(|t| t.find(site)) {
+            Some(e) => &e.fig,
+            None => match self.table_for_insert() {
+                Some(t) if (t.used.load(Relaxed) as usize + 1) * 2 <= 1usize << t.bits => {
+                    &t.claim(site).fig
+                }
+                _ => &self.overflow,
+            },
+        };
+        self.last_fig
+            .store((f as *const SiteFig).cast_mut(), Relaxed);
+        self.last_site.store(site.wrapping_add(1), Relaxed);
+        f
+    }
+
+    /// Forgets the lookup memo (the table is about to change).
+    fn forget_last(&self) {
+        self.last_site.store(0, Relaxed);
     }
 
     /// Counts an allocation of `size` bytes from `site` at tick `now`.
@@ -409,6 +431,7 @@ impl Ledger {
 
     /// Gives the table back (scope ledgers, when their scope closes); owner only.
     pub(crate) fn release(&self) {
+        self.forget_last();
         let t = self.table.swap(ptr::null_mut(), AcqRel);
         if !t.is_null() && !self.shared.load(Relaxed) {
             // SAFETY: detached, and no other thread reads this ledger.

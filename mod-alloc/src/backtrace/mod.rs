@@ -204,17 +204,26 @@ impl FrameMemory for LiveStack {
 #[inline(always)]
 fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
     let (lo, hi) = mem.bounds();
+    // The highest address a record may start at; every later record is above
+    // the first, so `lo <= fp` needs checking only once.
+    let Some(top) = hi.checked_sub(2 * WORD) else {
+        return 0;
+    };
+    if fp < lo {
+        return 0;
+    }
     let mut written = 0;
     for slot in out.iter_mut().take(MAX_DEPTH) {
         // The record [fp, fp + 2 words) lies in [lo, hi) and is word-aligned.
-        if fp < lo || fp >= hi || hi - fp < 2 * WORD || fp % WORD != 0 {
+        if fp > top || fp % WORD != 0 {
             break;
         }
-        // SAFETY: `fp` is word-aligned and `lo <= fp`, `fp + WORD < fp + 2 * WORD <= hi`
-        // (checked just above).
+        // SAFETY: `fp` is word-aligned, `lo <= fp` (checked before the loop, and
+        // each `fp` is above the previous one) and `fp + 2 * WORD <= hi` (checked
+        // just above).
         let next = unsafe { mem.read_word(fp) };
         // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
-        // `fp + 2 * WORD <= hi` (checked just above).
+        // `fp + 2 * WORD <= hi` (as above).
         let saved_return = unsafe { mem.read_word(fp + WORD) };
         let ret = mem.code_address(saved_return);
         if ret == 0 {
@@ -222,7 +231,10 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
         }
         *slot = ret;
         written += 1;
-        // Strictly increasing (this also stops at a null fp), and a bounded jump.
+        // Strictly increasing (this also stops at a null fp, and keeps every
+        // later record above `lo`), and a bounded jump. Two compares: a
+        // wrapping `next - fp` alone would let a jump past the top of the
+        // address space come back around to low addresses.
         if next <= fp || next - fp > MAX_FRAME_BYTES {
             break;
         }
