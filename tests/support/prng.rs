@@ -30,6 +30,7 @@ impl Prng {
         1 + self.below(max as u64) as usize
     }
 
+    #[allow(dead_code)] // not every test binary needs alignments
     /// A power-of-two alignment in `1..=max` (`max` a power of two).
     pub(crate) fn align(&mut self, max: usize) -> usize {
         1 << self.below(u64::from(max.trailing_zeros()) + 1)
