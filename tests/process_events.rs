@@ -581,7 +581,11 @@ fn fork_repeatedly_while(bg: Background) {
         for _ in 0..bg.readers {
             t.spawn(|| {
                 while !stop.load(Relaxed) {
-                    black_box(GLOBAL.snapshot());
+                    for _ in 0..100 {
+                        black_box(GLOBAL.snapshot());
+                    }
+                    // Leave the forking thread some of the 2 cores.
+                    thread::yield_now();
                 }
             });
         }
