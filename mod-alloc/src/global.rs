@@ -17,6 +17,9 @@
 //!   before the thread-local memory can go away;
 //! - cumulative counters only grow; a window (see [`reset`]) is the difference
 //!   to the `base_*` values the owner copies when it sees a new epoch;
+//! - a child process made by `fork` starts with `READERS == 0` and every
+//!   `inflight == 0` (see [`watch_fork`]): the threads that held them are
+//!   gone;
 //! - the process peak is exact for one allocating thread and otherwise within
 //!   `(threads - 1) * PUBLISH_SLACK` bytes (see [`Counters::note_peak`]).
 //!
@@ -474,8 +477,53 @@ mod with_std {
         }
     }
 
+    /// Makes sure a child process made by `fork` starts with no reader and
+    /// no foreign free in flight: the threads that were in the middle of one
+    /// when another thread forked do not exist in the child, and the child's
+    /// threads would otherwise wait for them forever (a thread exit in
+    /// [`ThreadSlot::retire`], a scope stop in `scope::pop_top`).
+    ///
+    /// Called before this thread can raise [`READERS`] (in
+    /// [`for_each_counters`]) or open a scope whose entries other threads
+    /// raise `inflight` on (in `scope::push`), so the handler is in place
+    /// before any count it clears can be non-zero. Not called from the hook.
+    pub(crate) fn watch_fork() {
+        #[cfg(unix)]
+        {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                extern "C" {
+                    fn pthread_atfork(
+                        prepare: Option<unsafe extern "C" fn()>,
+                        parent: Option<unsafe extern "C" fn()>,
+                        child: Option<unsafe extern "C" fn()>,
+                    ) -> i32;
+                }
+                // SAFETY: registers a handler that only stores to atomics
+                // (async-signal-safe, as a child-side fork handler must be);
+                // whatever libc allocates for the registration is untracked.
+                let _ = crate::thread::untracked(|| unsafe {
+                    pthread_atfork(None, None, Some(clear_counts_after_fork))
+                });
+            });
+        }
+    }
+
+    /// Child-side fork handler: only the forking thread exists now, and it
+    /// was neither reading counters nor freeing a foreign block (it was
+    /// calling `fork`). Only atomic stores: async-signal-safe.
+    #[cfg(unix)]
+    unsafe extern "C" fn clear_counts_after_fork() {
+        READERS.store(0, SeqCst);
+        let n = NEXT_ID.load(Acquire).min(MAX_THREADS);
+        for slot in (1..=n).filter_map(slot_by_id) {
+            slot.inflight.store(0, SeqCst);
+        }
+    }
+
     /// Runs `f` on the counters of every registered thread (readers protocol).
     fn for_each_counters(mut f: impl FnMut(&Counters)) {
+        watch_fork();
         READERS.fetch_add(1, SeqCst);
         let n = NEXT_ID.load(Acquire).min(MAX_THREADS);
         for slot in (1..=n).filter_map(slot_by_id) {

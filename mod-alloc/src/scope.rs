@@ -282,6 +282,8 @@ fn save_innermost(s: &ThreadState, slot: &ThreadSlot, depth: usize) {
 
 /// Pushes a level; `proxy` is the shared scope joined by an `EnterGuard`.
 fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
+    // Before other threads can count foreign frees on this stack.
+    global::watch_fork();
     thread::with_state(|s| {
         let slot = thread::current_slot(s)?;
         let depth = slot.depth.load(Relaxed) as usize;
