@@ -180,6 +180,37 @@ fn a_handle_entered_on_its_own_thread_after_its_scope_stopped_disturbs_no_open_s
 }
 
 #[test]
+fn a_joined_thread_allocating_after_the_scope_stopped_disturbs_no_open_scope() {
+    use std::sync::Barrier;
+    let outer = Profiler::start();
+    let inner = Profiler::start();
+    let h = inner.handle();
+    let (entered, stopped) = (Barrier::new(2), Barrier::new(2));
+    let before = thread::scope(|t| {
+        let joined = t.spawn(|| {
+            let _g = h.enter();
+            entered.wait();
+            stopped.wait();
+            // Still inside the guard, but the scope is closed.
+            black_box(vec![0u8; 100])
+        });
+        entered.wait();
+        let _ = inner.stop();
+        stopped.wait();
+        let late = joined.join().unwrap();
+        let before = outer.stats();
+        drop(late);
+        before
+    });
+    let after = outer.stop();
+    assert_eq!(
+        (after.current_bytes, after.current_blocks),
+        (before.current_bytes, before.current_blocks),
+        "a block never counted in the outer scope is not subtracted from it: {after:?}"
+    );
+}
+
+#[test]
 fn a_panic_in_a_nested_scope_closes_it_and_the_outer_stays_exact() {
     let outer = Profiler::start();
     let a = black_box(vec![0u8; 30]);
