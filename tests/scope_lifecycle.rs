@@ -186,7 +186,7 @@ fn a_joined_thread_allocating_after_the_scope_stopped_disturbs_no_open_scope() {
     let inner = Profiler::start();
     let h = inner.handle();
     let (entered, stopped) = (Barrier::new(2), Barrier::new(2));
-    let before = thread::scope(|t| {
+    let late = thread::scope(|t| {
         let joined = t.spawn(|| {
             let _g = h.enter();
             entered.wait();
@@ -197,11 +197,10 @@ fn a_joined_thread_allocating_after_the_scope_stopped_disturbs_no_open_scope() {
         entered.wait();
         let _ = inner.stop();
         stopped.wait();
-        let late = joined.join().unwrap();
-        let before = outer.stats();
-        drop(late);
-        before
+        joined.join().unwrap()
     });
+    let before = outer.stats();
+    drop(late);
     let after = outer.stop();
     assert_eq!(
         (after.current_bytes, after.current_blocks),
