@@ -5,7 +5,8 @@
 //! Its own binary without the libtest harness: process figures need a quiet
 //! process, and `fork` must not copy libtest's threads. Run with
 //! `MOD_ALLOC_EVENT=<mode>` it is also the child process of some tests.
-//! Knobs: `MOD_ALLOC_EVENTS_FORKS` (200), `MOD_ALLOC_EVENTS_THREADS` (4000).
+//! Knobs: `MOD_ALLOC_EVENTS_FORKS` (200), `MOD_ALLOC_EVENTS_THREADS` (4000),
+//! `MOD_ALLOC_EVENTS_RESET_RACES` (5000).
 // Tests drive the raw allocator API step by step, one SAFETY note per block.
 #![allow(clippy::multiple_unsafe_ops_per_block)]
 
@@ -64,6 +65,10 @@ fn main() {
         (
             "reset_while_threads_allocate_then_quiesce_is_exact",
             reset_while_threads_allocate_then_quiesce_is_exact,
+        ),
+        (
+            "a_reset_racing_a_threads_slow_path_loses_none_of_its_later_events",
+            a_reset_racing_a_threads_slow_path_loses_none_of_its_later_events,
         ),
         (
             "process_exit_with_live_scopes_exits_cleanly",
@@ -440,6 +445,58 @@ fn reset_while_threads_allocate_then_quiesce_is_exact() {
             (a1 - a0, b1 - b0),
             "what the threads did after the resets: {s0:?} then {s1:?}"
         );
+    });
+}
+
+fn a_reset_racing_a_threads_slow_path_loses_none_of_its_later_events() {
+    let rounds = knob("MOD_ALLOC_EVENTS_RESET_RACES", 5_000);
+    let (go, parked, snapped, small_done) = (
+        Barrier::new(2),
+        Barrier::new(2),
+        Barrier::new(2),
+        Barrier::new(2),
+    );
+    let stop = AtomicBool::new(false);
+    thread::scope(|t| {
+        t.spawn(|| loop {
+            go.wait();
+            if stop.load(Acquire) {
+                return;
+            }
+            // 100 KB blocks move the live bytes by more than the 64 KiB
+            // slack: each event takes the slow path, racing the reset.
+            drop(black_box(vec![0u8; 100_000]));
+            parked.wait();
+            snapped.wait();
+            // A small block stays in the band (the fast path).
+            drop(black_box(vec![0u8; 16]));
+            small_done.wait();
+        });
+        let mut rng = Prng::new(7);
+        for round in 0..rounds {
+            go.wait();
+            // Sweep the reset across the thread's two slow-path events.
+            for _ in 0..rng.below(400) {
+                std::hint::spin_loop();
+            }
+            GLOBAL.reset();
+            parked.wait();
+            let before = GLOBAL.snapshot();
+            snapped.wait();
+            small_done.wait();
+            let after = GLOBAL.snapshot();
+            assert_eq!(
+                (
+                    after.alloc_count - before.alloc_count,
+                    after.total_bytes - before.total_bytes,
+                ),
+                (1, 16),
+                "round {round}: the thread's allocation after the reset is missing \
+                 from the window: {before:?} then {after:?}"
+            );
+        }
+        stop.store(true, Release);
+        go.wait();
     });
 }
 
