@@ -17,7 +17,7 @@ use mod_alloc::{AllocStats, ModAlloc, Profiler};
 use prng::{knob, Prng};
 use std::cell::Cell;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 use std::sync::{mpsc, Barrier, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -129,9 +129,22 @@ impl Drop for Late {
         );
         drop(v);
         if self.leak.get() > 0 {
-            std::mem::forget(black_box(vec![3u8; self.leak.get()]));
+            keep_forever(black_box(vec![3u8; self.leak.get()]));
         }
     }
+}
+
+/// Blocks leaked on purpose, held here so that memcheck sees them as
+/// reachable rather than lost (storing needs no allocation).
+static LEAKED: [AtomicPtr<u8>; 8] = [NULL; 8];
+#[allow(clippy::declare_interior_mutable_const)] // only to build LEAKED
+const NULL: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Leaks `v`, keeping a pointer to it in [`LEAKED`].
+fn keep_forever(v: Vec<u8>) {
+    let p = v.leak().as_mut_ptr();
+    let slot = LEAKED.iter().find(|s| s.load(Relaxed).is_null()).unwrap();
+    slot.store(p, Relaxed);
 }
 
 thread_local! {

@@ -4,10 +4,14 @@
 //! freed while tracked.
 use mod_alloc::{AllocStats, ModAlloc, Profiler};
 use std::hint::black_box;
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 use std::thread;
 
 #[global_allocator]
 static GLOBAL: ModAlloc = ModAlloc::new();
+
+/// A block leaked on purpose.
+static KEPT: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
 
 /// The nesting limit of one thread.
 const MAX_DEPTH: usize = 32;
@@ -216,7 +220,8 @@ fn a_panic_in_a_nested_scope_closes_it_and_the_outer_stays_exact() {
     let r = std::panic::catch_unwind(|| {
         let _inner = Profiler::start();
         let _v = black_box(vec![0u8; 500]);
-        let _kept = std::mem::ManuallyDrop::new(black_box(vec![0u8; 20]));
+        // Leaked, held by a static so that memcheck sees it as reachable.
+        KEPT.store(black_box(vec![0u8; 20]).leak().as_mut_ptr(), Relaxed);
         // Unwinds without the panic hook (which would print, and libtest
         // would keep the output in a buffer that is live in this scope).
         std::panic::resume_unwind(Box::new(()));
