@@ -422,7 +422,7 @@ impl Worker<'_> {
 }
 
 fn mixed_ops_across_threads_balance_process_and_scope_figures(threads: usize, ops: u64, seed: u64) {
-    assert!(threads >= 2 && threads < 1 << 16);
+    assert!((2..1 << 16).contains(&threads), "2 to 65535 threads");
     let w = World {
         mail: (0..threads)
             .map(|_| (0..MAIL_SLOTS).map(|_| Mail::default()).collect())
