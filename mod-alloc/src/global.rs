@@ -149,8 +149,20 @@ mod with_std {
             self.own_high.store(0, Relaxed);
             self.epoch.store(e, SeqCst);
             self.set_bounds(0, 0);
-            // A reset that raced with us forced the slow path before we stored
-            // the bounds: keep it forced.
+            self.keep_closed_if_reset(e);
+        }
+
+        /// After storing a band: if a reset happened meanwhile, its
+        /// `force_slow_path` may have been overwritten by our store; close
+        /// the band again so the next event rolls into the new window.
+        ///
+        /// The fence orders our band store before the `EPOCH` load (on x86
+        /// a plain store may otherwise still sit in the store buffer while
+        /// the load reads the old epoch): either the reset's bump of `EPOCH`
+        /// is seen here, or its `force_slow_path` store comes after ours.
+        /// Hook-safe: no allocation, no lock, no panic.
+        fn keep_closed_if_reset(&self, e: u32) {
+            core::sync::atomic::fence(SeqCst);
             if EPOCH.load(SeqCst) != e {
                 self.force_slow_path();
             }
@@ -174,9 +186,7 @@ mod with_std {
         pub(crate) fn refresh_bounds(&self) {
             let e = self.epoch.load(Relaxed);
             self.set_bounds(self.live(), self.published.load(Relaxed));
-            if EPOCH.load(SeqCst) != e {
-                self.force_slow_path();
-            }
+            self.keep_closed_if_reset(e);
         }
 
         /// Slow path of the process counters: live bytes left `[lo, hi]`.
@@ -202,6 +212,10 @@ mod with_std {
                 self.peak.store(candidate, Relaxed);
             }
             self.set_bounds(live, published);
+            // A reset between the caller's epoch check and the store above
+            // would otherwise leave this thread counting in the old window
+            // until its live bytes next leave the band.
+            self.keep_closed_if_reset(self.epoch.load(Relaxed));
         }
 
         /// This thread's figures of window `e`, if it has rolled into it.
