@@ -6,7 +6,7 @@
 //! process, and `fork` must not copy libtest's threads. Run with
 //! `MOD_ALLOC_EVENT=<mode>` it is also the child process of some tests.
 //! Knobs: `MOD_ALLOC_EVENTS_FORKS` (200), `MOD_ALLOC_EVENTS_THREADS` (4000),
-//! `MOD_ALLOC_EVENTS_RESET_RACES` (5000).
+//! `MOD_ALLOC_EVENTS_RESET_RACES` (5000), `MOD_ALLOC_EVENTS_SNAPSHOTS` (20000).
 // Tests drive the raw allocator API step by step, one SAFETY note per block.
 #![allow(clippy::multiple_unsafe_ops_per_block)]
 
@@ -348,6 +348,10 @@ impl Hammer {
             allocs += 1;
             bytes += size as u64;
             self.progress.fetch_add(1, Relaxed);
+            if allocs % 64 == 0 {
+                // Let the main thread run (valgrind runs one thread at a time).
+                thread::yield_now();
+            }
         }
     }
 
@@ -390,7 +394,7 @@ fn snapshot_while_eight_threads_allocate_is_sane_then_exact() {
             h.clear_tallies();
         });
         let mut last = AllocStats::default();
-        for _ in 0..20_000 {
+        for _ in 0..knob("MOD_ALLOC_EVENTS_SNAPSHOTS", 20_000) {
             let s = GLOBAL.snapshot();
             // Each thread holds at most 16 blocks of 3000 bytes.
             assert!(s.current_bytes <= 8 * 16 * 3000 + 4096, "{s:?}");
