@@ -381,6 +381,8 @@ impl Hammer {
 }
 
 fn snapshot_while_eight_threads_allocate_is_sane_then_exact() {
+    // Read before the window starts: reading a set variable allocates.
+    let snapshots = knob("MOD_ALLOC_EVENTS_SNAPSHOTS", 20_000);
     let h = Hammer::new();
     let park = Barrier::new(9);
     thread::scope(|t| {
@@ -394,7 +396,7 @@ fn snapshot_while_eight_threads_allocate_is_sane_then_exact() {
             h.clear_tallies();
         });
         let mut last = AllocStats::default();
-        for _ in 0..knob("MOD_ALLOC_EVENTS_SNAPSHOTS", 20_000) {
+        for _ in 0..snapshots {
             let s = GLOBAL.snapshot();
             // Each thread holds at most 16 blocks of 3000 bytes.
             assert!(s.current_bytes <= 8 * 16 * 3000 + 4096, "{s:?}");
