@@ -85,9 +85,10 @@ fn single_thread_peak_is_exact() {
 }
 
 fn sixty_four_threads_leave_process_counters_balanced() {
-    let start = Barrier::new(64);
+    let start = Barrier::new(65);
     thread::scope(|t| {
-        // Threads spawned before the reset; they all wait at the barrier.
+        // Threads spawned before the reset; they all wait at the barrier,
+        // which the main thread passes only after the reset.
         let handles: Vec<_> = (0..64)
             .map(|i| {
                 let start = &start;
@@ -107,7 +108,12 @@ fn sixty_four_threads_leave_process_counters_balanced() {
             })
             .collect();
         GLOBAL.reset();
-        drop(handles);
+        start.wait();
+        // Joined one by one: `pthread_join` waits for the threads'
+        // thread-local destructors, the end of `thread::scope` does not.
+        for h in handles {
+            h.join().unwrap();
+        }
     });
     let s = GLOBAL.snapshot();
     // 64 threads x (5000 boxes + 1 Vec) from after the reset, all freed.

@@ -17,6 +17,9 @@
 //!   before the thread-local memory can go away;
 //! - cumulative counters only grow; a window (see [`reset`]) is the difference
 //!   to the `base_*` values the owner copies when it sees a new epoch;
+//! - a child process made by `fork` starts with `READERS == 0` and every
+//!   `inflight == 0` (see [`watch_fork`]): the threads that held them are
+//!   gone;
 //! - the process peak is exact for one allocating thread and otherwise within
 //!   `(threads - 1) * PUBLISH_SLACK` bytes (see [`Counters::note_peak`]).
 //!
@@ -146,8 +149,20 @@ mod with_std {
             self.own_high.store(0, Relaxed);
             self.epoch.store(e, SeqCst);
             self.set_bounds(0, 0);
-            // A reset that raced with us forced the slow path before we stored
-            // the bounds: keep it forced.
+            self.keep_closed_if_reset(e);
+        }
+
+        /// After storing a band: if a reset happened meanwhile, its
+        /// `force_slow_path` may have been overwritten by our store; close
+        /// the band again so the next event rolls into the new window.
+        ///
+        /// The fence orders our band store before the `EPOCH` load (on x86
+        /// a plain store may otherwise still sit in the store buffer while
+        /// the load reads the old epoch): either the reset's bump of `EPOCH`
+        /// is seen here, or its `force_slow_path` store comes after ours.
+        /// Hook-safe: no allocation, no lock, no panic.
+        fn keep_closed_if_reset(&self, e: u32) {
+            core::sync::atomic::fence(SeqCst);
             if EPOCH.load(SeqCst) != e {
                 self.force_slow_path();
             }
@@ -171,9 +186,7 @@ mod with_std {
         pub(crate) fn refresh_bounds(&self) {
             let e = self.epoch.load(Relaxed);
             self.set_bounds(self.live(), self.published.load(Relaxed));
-            if EPOCH.load(SeqCst) != e {
-                self.force_slow_path();
-            }
+            self.keep_closed_if_reset(e);
         }
 
         /// Slow path of the process counters: live bytes left `[lo, hi]`.
@@ -199,6 +212,10 @@ mod with_std {
                 self.peak.store(candidate, Relaxed);
             }
             self.set_bounds(live, published);
+            // A reset between the caller's epoch check and the store above
+            // would otherwise leave this thread counting in the old window
+            // until its live bytes next leave the band.
+            self.keep_closed_if_reset(self.epoch.load(Relaxed));
         }
 
         /// This thread's figures of window `e`, if it has rolled into it.
@@ -598,8 +615,53 @@ mod with_std {
         out
     }
 
+    /// Makes sure a child process made by `fork` starts with no reader and
+    /// no foreign free in flight: the threads that were in the middle of one
+    /// when another thread forked do not exist in the child, and the child's
+    /// threads would otherwise wait for them forever (a thread exit in
+    /// [`ThreadSlot::retire`], a scope stop in `scope::pop_top`).
+    ///
+    /// Called before this thread can raise [`READERS`] (in
+    /// [`for_each_counters`]) or open a scope whose entries other threads
+    /// raise `inflight` on (in `scope::push`), so the handler is in place
+    /// before any count it clears can be non-zero. Not called from the hook.
+    pub(crate) fn watch_fork() {
+        #[cfg(unix)]
+        {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                extern "C" {
+                    fn pthread_atfork(
+                        prepare: Option<unsafe extern "C" fn()>,
+                        parent: Option<unsafe extern "C" fn()>,
+                        child: Option<unsafe extern "C" fn()>,
+                    ) -> i32;
+                }
+                // SAFETY: registers a handler that only stores to atomics
+                // (async-signal-safe, as a child-side fork handler must be);
+                // whatever libc allocates for the registration is untracked.
+                let _ = crate::thread::untracked(|| unsafe {
+                    pthread_atfork(None, None, Some(clear_counts_after_fork))
+                });
+            });
+        }
+    }
+
+    /// Child-side fork handler: only the forking thread exists now, and it
+    /// was neither reading counters nor freeing a foreign block (it was
+    /// calling `fork`). Only atomic stores: async-signal-safe.
+    #[cfg(unix)]
+    unsafe extern "C" fn clear_counts_after_fork() {
+        READERS.store(0, SeqCst);
+        let n = NEXT_ID.load(Acquire).min(MAX_THREADS);
+        for slot in (1..=n).filter_map(slot_by_id) {
+            slot.inflight.store(0, SeqCst);
+        }
+    }
+
     /// Runs `f` on the counters of every registered thread (readers protocol).
     fn for_each_counters(mut f: impl FnMut(&Counters)) {
+        watch_fork();
         READERS.fetch_add(1, SeqCst);
         let n = NEXT_ID.load(Acquire).min(MAX_THREADS);
         for slot in (1..=n).filter_map(slot_by_id) {

@@ -230,6 +230,38 @@ mod tests {
     }
 
     #[test]
+    fn a_header_written_into_a_block_reads_back_for_every_alignment() {
+        use std::alloc::{GlobalAlloc, System};
+        let mut align = 1;
+        while align <= 4096 {
+            let layout = Layout::from_size_align(3, align).unwrap();
+            let outer = outer_layout(layout).unwrap();
+            let h = Header {
+                serial: 0x0123_4567_89AB_CDEF,
+                owner: 77,
+                flags: 0xBEEF,
+                ..Header::untracked()
+            };
+            // SAFETY: `outer` has a non-zero size.
+            let block = unsafe { System.alloc(outer) };
+            assert!(!block.is_null());
+            // SAFETY: `block` is a live block of `outer`, from `outer_layout(layout)`.
+            let user = unsafe { write(block, layout, h) };
+            assert_eq!(user as usize % align, 0, "align {align}");
+            // SAFETY: three user bytes follow the header inside the block.
+            unsafe { user.write_bytes(0xAA, 3) };
+            // SAFETY: `user` came from `write` and the block is live.
+            assert_eq!(unsafe { read(user) }, h);
+            // SAFETY: `user` came from `write` with `layout`.
+            let back = unsafe { base(user, layout) };
+            assert_eq!(back, block);
+            // SAFETY: `block` was allocated by `System` with `outer`.
+            unsafe { System.dealloc(block, outer) };
+            align *= 2;
+        }
+    }
+
+    #[test]
     fn epoch_and_flags_share_a_word() {
         let h = Header {
             flags: 0xBEEF | UNTRACKED,

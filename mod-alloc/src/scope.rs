@@ -98,7 +98,21 @@ pub(crate) fn shared_alloc(shared: *const SharedScope, size: u64) {
     // SAFETY: a non-null `shared` in the thread's cells is kept alive by the
     // scope's entry (owner) or by the `EnterGuard` (joined thread) until it is
     // cleared from the cells.
-    unsafe { &*shared }.on_alloc(size);
+    let sh = unsafe { &*shared };
+    if sh.closed.load(Acquire) {
+        // The scope was stopped (a handle entered after the stop, or a
+        // joined thread still allocating): the block must not carry its
+        // serial, or its free would be subtracted from the enclosing scope,
+        // which never counted it. Leave the closed scope for the rest of
+        // this level: the header is built from the cells after this call.
+        let _ = thread::with_state(|s| {
+            s.serial.set(0);
+            s.set_owner(0);
+            s.shared.set(ptr::null());
+        });
+        return;
+    }
+    sh.on_alloc(size);
 }
 
 /// Free of a block of the thread's innermost scope, which is shared.
@@ -333,6 +347,8 @@ fn save_innermost(s: &ThreadState, slot: &ThreadSlot, depth: usize) {
 
 /// Pushes a level; `proxy` is the shared scope joined by an `EnterGuard`.
 fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
+    // Before other threads can count foreign frees on this stack.
+    global::watch_fork();
     thread::with_state(|s| {
         let slot = thread::current_slot(s)?;
         let depth = slot.depth.load(Relaxed) as usize;
