@@ -296,8 +296,15 @@ pub(crate) fn render(figs: &[(u32, Fig)], n: usize, by: SortBy, root: Option<&Pa
     if truncated {
         let _ = writeln!(out, "{FRAME_POINTER_HINT}");
     }
+    if with_symbolizer(|sym| sym.main_program_has_dwarf()) == Some(false) {
+        let _ = writeln!(out, "{LINE_TABLES_HINT}");
+    }
     out
 }
+
+/// The hint shown when the executable has no line tables to give `file:line`.
+pub(crate) const LINE_TABLES_HINT: &str = "no line tables in this executable, so no \
+     file:line: build with `debug = \"line-tables-only\"` (or more) in its profile";
 
 fn label(by: SortBy) -> &'static str {
     match by {

@@ -244,8 +244,8 @@ fn call_sites(origin: &Origin, verdict: &Verdict, captured: &Captured) -> Sites 
         Metric::Peak => SortBy::Peak,
         Metric::Leaked => SortBy::Live,
     };
-    let all = profile.call_sites(by);
-    if profile.frames_missing() {
+    let (all, frames_missing) = profile.call_sites_checked(by);
+    if frames_missing {
         return Sites::Unavailable(crate::callsites::FRAME_POINTER_HINT);
     }
     let root = std::path::Path::new(origin.manifest_dir);

@@ -302,13 +302,7 @@ pub(crate) fn ledgers_alloc(slot: &ThreadSlot, site: u32, size: u64, now: u64) {
 /// to the first joined or shared one.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
-pub(crate) fn ledgers_free(
-    _s: &ThreadState,
-    slot: &ThreadSlot,
-    h: &crate::header::Header,
-    size: u64,
-    now: u64,
-) {
+pub(crate) fn ledgers_free(slot: &ThreadSlot, h: &crate::header::Header, size: u64, now: u64) {
     let depth = (slot.depth.load(Relaxed) as usize).min(MAX_DEPTH);
     let Some(j) = resolve(slot, depth, h.serial) else {
         return;
@@ -839,13 +833,19 @@ impl ScopeProfile {
 
     /// The scope's call sites, merged by user location, largest `by` first.
     pub fn call_sites(&self, by: crate::SortBy) -> Vec<crate::CallSite> {
-        crate::callsites::summarize(&self.sites.figs, by).0
+        self.call_sites_checked(by).0
     }
 
     /// Whether the captured stacks stopped before any user frame (the program
     /// was built without frame pointers).
     pub fn frames_missing(&self) -> bool {
-        crate::callsites::summarize(&self.sites.figs, crate::SortBy::Allocations).1
+        self.call_sites_checked(crate::SortBy::Allocations).1
+    }
+
+    /// [`call_sites`](Self::call_sites) and
+    /// [`frames_missing`](Self::frames_missing) from one symbolization.
+    pub(crate) fn call_sites_checked(&self, by: crate::SortBy) -> (Vec<crate::CallSite>, bool) {
+        crate::callsites::summarize(&self.sites.figs, by)
     }
 
     /// The scope's per-site figures as raw captured stacks.

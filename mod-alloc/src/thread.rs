@@ -323,7 +323,7 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
         slot.ledger.on_free(h.site, size, h.birth, now);
     }
     if h.serial != 0 && h.owner == slot.id {
-        scope::ledgers_free(s, slot, h, size, now);
+        scope::ledgers_free(slot, h, size, now);
     }
 }
 

@@ -60,8 +60,6 @@
 //!
 //! Supported: x86_64 and aarch64 on Linux/Android. Elsewhere `capture` returns 0.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-// FIXME(#5): the site table (sites.rs) will call `capture`; until then only tests do.
-#![cfg_attr(not(test), allow(dead_code))]
 
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64.rs"]

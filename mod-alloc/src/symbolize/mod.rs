@@ -25,10 +25,6 @@
 //! - An address in no known object triggers one fresh listing of the loaded
 //!   objects (a library may have been `dlopen`ed since), keeping what was cached.
 
-// FIXME(#5): the report (report.rs) is not wired to this module yet; drop this
-// once it calls `Symbolizer` and the classification functions.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod classify;
 mod debug_info;
 mod demangle;
@@ -36,9 +32,7 @@ mod display;
 mod file_cache;
 mod loaded;
 
-#[allow(unused_imports)] // FIXME(#5): as above.
 pub(crate) use classify::{first_user_frame, is_allocation_plumbing};
-#[allow(unused_imports)] // FIXME(#5): as above.
 pub(crate) use display::display_path;
 
 use debug_info::DebugInfo;
