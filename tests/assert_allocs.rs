@@ -153,7 +153,7 @@ fn each_limit_fails_one_over() {
             "max_leaked  3 B   measured 4 B in 1 block   over by 1 B",
             Box::new(|| {
                 assert_allocs!(max_leaked = 3, {
-                    std::mem::forget(Vec::<u8>::with_capacity(4))
+                    std::mem::forget(black_box(Vec::<u8>::with_capacity(4)))
                 })
             }),
         ),

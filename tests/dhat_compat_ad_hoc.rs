@@ -13,14 +13,18 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const CHILD: &str = "DHAT_COMPAT_CHILD";
 
+// Each event function does something after its call, so an optimising build
+// cannot turn the call into a tail jump that leaves no frame to find.
 #[inline(never)]
 fn small_event() {
     dhat::ad_hoc_event(1);
+    std::hint::black_box(());
 }
 
 #[inline(never)]
 fn large_event(weight: usize) {
     dhat::ad_hoc_event(weight);
+    std::hint::black_box(());
 }
 
 /// 10 small events and 3 large ones: 13 events, 10 + 3 * 100 = 310 units.

@@ -12,6 +12,7 @@
 use mod_alloc::{AllocStats, ModAlloc, Profiler};
 use std::alloc::{alloc, alloc_zeroed, dealloc, realloc, GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::hint::black_box;
 
 /// When the inner allocator fails, on the thread that armed it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -158,7 +159,7 @@ fn every_nth_failure_counts_only_the_successes() {
     armed(Fail::EveryNth(3), || {
         for slot in ptrs.iter_mut() {
             // SAFETY: non-zero size.
-            *slot = unsafe { alloc(layout) };
+            *slot = black_box(unsafe { alloc(black_box(layout)) });
         }
     });
     let ok = ptrs.iter().filter(|p| !p.is_null()).count() as u64;
@@ -185,11 +186,13 @@ fn failed_alloc_zeroed_counts_nothing() {
     let before = GLOBAL.snapshot();
     let p = Profiler::start();
     // SAFETY: non-zero size; null expected.
-    let failed = armed(Fail::EveryNth(1), || unsafe { alloc_zeroed(layout) });
+    let failed = armed(Fail::EveryNth(1), || {
+        black_box(unsafe { alloc_zeroed(black_box(layout)) })
+    });
     assert!(failed.is_null());
     assert_eq!(p.stats(), AllocStats::default());
     // SAFETY: non-zero size.
-    let ok = unsafe { alloc_zeroed(layout) };
+    let ok = black_box(unsafe { alloc_zeroed(black_box(layout)) });
     assert!(!ok.is_null());
     // SAFETY: 64 bytes, zeroed.
     assert!(unsafe { std::slice::from_raw_parts(ok, 64) }
@@ -210,7 +213,7 @@ fn failed_realloc_keeps_the_old_block_valid_and_counted() {
     let before = GLOBAL.snapshot();
     let p = Profiler::start();
     // SAFETY: non-zero size.
-    let ptr = unsafe { alloc(layout) };
+    let ptr = black_box(unsafe { alloc(black_box(layout)) });
     assert!(!ptr.is_null());
     // SAFETY: a fresh block of 100 bytes.
     unsafe { ptr.write_bytes(0xA5, 100) };
@@ -261,10 +264,10 @@ fn huge_requests_fail_cleanly_and_the_next_calls_are_exact() {
     let (a, z, ptr, r) = armed(Fail::Above(1 << 20), || {
         // SAFETY: non-zero sizes; the huge ones are expected to fail.
         unsafe {
-            let a = alloc(huge);
-            let z = alloc_zeroed(huge);
-            let ptr = alloc(small);
-            let r = realloc(ptr, small, 1 << 30);
+            let a = black_box(alloc(black_box(huge)));
+            let z = black_box(alloc_zeroed(black_box(huge)));
+            let ptr = black_box(alloc(black_box(small)));
+            let r = black_box(realloc(ptr, small, black_box(1 << 30)));
             (a, z, ptr, r)
         }
     });
@@ -298,16 +301,22 @@ fn sizes_that_overflow_with_the_header_never_reach_the_inner_allocator() {
     ] {
         let layout = Layout::from_size_align(size, align).unwrap();
         // SAFETY: non-zero size; null expected.
-        assert!(unsafe { alloc(layout) }.is_null(), "{layout:?}");
+        assert!(
+            black_box(unsafe { alloc(black_box(layout)) }).is_null(),
+            "{layout:?}"
+        );
         // SAFETY: as above.
-        assert!(unsafe { alloc_zeroed(layout) }.is_null(), "{layout:?}");
+        assert!(
+            black_box(unsafe { alloc_zeroed(black_box(layout)) }).is_null(),
+            "{layout:?}"
+        );
     }
     let small = Layout::from_size_align(8, 8).unwrap();
     // SAFETY: non-zero size.
-    let ptr = unsafe { alloc(small) };
+    let ptr = black_box(unsafe { alloc(black_box(small)) });
     // SAFETY: `ptr` is live with `small`; the new size overflows with the
     // header but is a valid `Layout` size.
-    let r = unsafe { realloc(ptr, small, isize::MAX as usize - 8) };
+    let r = black_box(unsafe { realloc(ptr, small, black_box(isize::MAX as usize - 8)) });
     assert!(r.is_null());
     assert_eq!(
         INNER_CALLS.with(Cell::get) - calls,
@@ -324,14 +333,14 @@ fn failures_in_nested_scopes_leave_both_exact() {
     let layout = Layout::from_size_align(10, 2).unwrap();
     let outer = Profiler::start();
     // SAFETY: non-zero size.
-    let a = unsafe { alloc(layout) };
+    let a = black_box(unsafe { alloc(black_box(layout)) });
     let inner = Profiler::start();
     let ptrs: Vec<*mut u8> = {
         let mut v = Vec::with_capacity(20);
         armed(Fail::EveryNth(2), || {
             for _ in 0..20 {
                 // SAFETY: non-zero size.
-                v.push(unsafe { alloc(layout) });
+                v.push(black_box(unsafe { alloc(black_box(layout)) }));
             }
         });
         v
@@ -362,11 +371,13 @@ fn a_threads_first_allocation_failing_leaves_it_working() {
     std::thread::spawn(|| {
         let layout = Layout::from_size_align(32, 8).unwrap();
         // SAFETY: non-zero size; null expected.
-        let failed = armed(Fail::EveryNth(1), || unsafe { alloc(layout) });
+        let failed = armed(Fail::EveryNth(1), || {
+            black_box(unsafe { alloc(black_box(layout)) })
+        });
         assert!(failed.is_null());
         let p = Profiler::start();
         // SAFETY: non-zero size.
-        let ptr = unsafe { alloc(layout) };
+        let ptr = black_box(unsafe { alloc(black_box(layout)) });
         assert!(!ptr.is_null());
         // SAFETY: `ptr` is live with `layout`.
         unsafe { dealloc(ptr, layout) };

@@ -111,7 +111,9 @@ fn alloc_zeroed_counts_once_and_zeroes() {
     let p = Profiler::start();
     // SAFETY: non-zero layout; freed below with the same layout.
     unsafe {
-        let a = alloc_zeroed(layout);
+        // black_box: an optimising build may otherwise drop an allocation
+        // whose contents it can predict, and the test would count nothing.
+        let a = black_box(alloc_zeroed(black_box(layout)));
         assert!(!a.is_null());
         assert!((0..64).all(|i| *a.add(i) == 0));
         dealloc(a, layout);
@@ -151,8 +153,9 @@ fn every_alignment_up_to_4096_keeps_data_and_counts_only_user_bytes() {
 fn failed_alloc_counts_nothing() {
     let p = Profiler::start();
     let huge = Layout::from_size_align(isize::MAX as usize - 8, 1).unwrap();
-    // SAFETY: non-zero size; null is the expected result.
-    assert!(unsafe { alloc(huge) }.is_null());
+    // SAFETY: non-zero size; null is the expected result. black_box keeps an
+    // optimising build from dropping the call and assuming success.
+    assert!(black_box(unsafe { alloc(black_box(huge)) }).is_null());
     let s = p.stop();
     assert_eq!(s.alloc_count, 0);
 }

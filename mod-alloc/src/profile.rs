@@ -132,10 +132,15 @@ pub(crate) fn trim(mut frames: Vec<Frame>) -> Vec<Frame> {
         .rposition(is_allocator_entry)
         .map_or(0, |i| i + 1);
     frames.drain(..entry);
-    let top = frames
-        .iter()
-        .position(|f| !f.function.as_deref().map_or(true, is_allocator_frame))
-        .unwrap_or(frames.len());
+    // mod_alloc's own frames (the hook, `ad_hoc_event`), also when inlined
+    // under a bare name that only its source file gives away.
+    let ours = |f: &Frame| {
+        f.function.as_deref().map_or(true, is_allocator_frame)
+            || f.file
+                .as_deref()
+                .is_some_and(crate::symbolize::is_mod_alloc_source)
+    };
+    let top = frames.iter().position(|f| !ours(f)).unwrap_or(frames.len());
     frames.drain(..top);
     // Everything from the runtime's entry into `main`, a thread or a test
     // down is the runtime's, whatever it is called in this std version.

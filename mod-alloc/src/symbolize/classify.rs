@@ -108,7 +108,8 @@ fn is_std_source(file: &str) -> bool {
 }
 
 /// Whether `file` is one of mod-alloc's sources other than its tests.
-fn is_mod_alloc_source(file: &str) -> bool {
+/// Whether `file` is one of mod-alloc's own sources (outside its tests).
+pub(crate) fn is_mod_alloc_source(file: &str) -> bool {
     let Some(in_crate) = file.strip_prefix(concat!(env!("CARGO_MANIFEST_DIR"), "/src/")) else {
         return false;
     };

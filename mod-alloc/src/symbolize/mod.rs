@@ -32,7 +32,7 @@ mod display;
 mod file_cache;
 mod loaded;
 
-pub(crate) use classify::{first_user_frame, is_allocation_plumbing};
+pub(crate) use classify::{first_user_frame, is_allocation_plumbing, is_mod_alloc_source};
 pub(crate) use display::display_path;
 
 use debug_info::DebugInfo;
