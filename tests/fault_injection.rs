@@ -185,8 +185,8 @@ fn failed_alloc_zeroed_counts_nothing() {
     let layout = Layout::from_size_align(64, 64).unwrap();
     let before = GLOBAL.snapshot();
     let p = Profiler::start();
-    // SAFETY: non-zero size; null expected.
     let failed = armed(Fail::EveryNth(1), || {
+        // SAFETY: non-zero size; null expected.
         black_box(unsafe { alloc_zeroed(black_box(layout)) })
     });
     assert!(failed.is_null());
@@ -301,15 +301,11 @@ fn sizes_that_overflow_with_the_header_never_reach_the_inner_allocator() {
     ] {
         let layout = Layout::from_size_align(size, align).unwrap();
         // SAFETY: non-zero size; null expected.
-        assert!(
-            black_box(unsafe { alloc(black_box(layout)) }).is_null(),
-            "{layout:?}"
-        );
+        let a = black_box(unsafe { alloc(black_box(layout)) });
+        assert!(a.is_null(), "{layout:?}");
         // SAFETY: as above.
-        assert!(
-            black_box(unsafe { alloc_zeroed(black_box(layout)) }).is_null(),
-            "{layout:?}"
-        );
+        let z = black_box(unsafe { alloc_zeroed(black_box(layout)) });
+        assert!(z.is_null(), "{layout:?}");
     }
     let small = Layout::from_size_align(8, 8).unwrap();
     // SAFETY: non-zero size.
@@ -370,8 +366,8 @@ fn failures_in_nested_scopes_leave_both_exact() {
 fn a_threads_first_allocation_failing_leaves_it_working() {
     std::thread::spawn(|| {
         let layout = Layout::from_size_align(32, 8).unwrap();
-        // SAFETY: non-zero size; null expected.
         let failed = armed(Fail::EveryNth(1), || {
+            // SAFETY: non-zero size; null expected.
             black_box(unsafe { alloc(black_box(layout)) })
         });
         assert!(failed.is_null());
