@@ -95,3 +95,42 @@ fn many_threads_with_small_stacks_allocate_at_once() {
         h.join().unwrap();
     }
 }
+
+mod signals {
+    //! Allocation from a signal handler, raised synchronously on this thread
+    //! (`raise` from code that is not inside the allocator, so the handler
+    //! may allocate): the handler's frames sit on top of the interrupted
+    //! ones, a hostile chain for the walk.
+    use super::*;
+    use std::ffi::c_int;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+    extern "C" {
+        fn signal(signum: c_int, handler: usize) -> usize;
+        fn raise(sig: c_int) -> c_int;
+    }
+    const SIGUSR1: c_int = 10;
+
+    static HANDLED: AtomicU64 = AtomicU64::new(0);
+
+    extern "C" fn handler(_sig: c_int) {
+        let v = black_box(vec![3u8; 333]);
+        HANDLED.fetch_add(v.len() as u64, SeqCst);
+    }
+
+    #[test]
+    fn a_signal_handler_that_allocates_is_counted_in_the_interrupted_scope() {
+        // SAFETY: installs an `extern "C"` handler for SIGUSR1, which this
+        // test alone raises.
+        unsafe { signal(SIGUSR1, handler as extern "C" fn(c_int) as usize) };
+        let p = Profiler::start();
+        // SAFETY: raising a signal whose handler is installed above.
+        assert_eq!(unsafe { raise(SIGUSR1) }, 0);
+        let profile = p.stop_profile();
+        assert_eq!(HANDLED.load(SeqCst), 333);
+        let s = profile.stats();
+        assert_eq!((s.alloc_count, s.total_bytes, s.current_bytes), (1, 333, 0));
+        let per_site: u64 = profile.raw_call_sites().iter().map(|c| c.alloc_count).sum();
+        assert_eq!(per_site, 1);
+    }
+}
