@@ -32,9 +32,9 @@ mod display;
 mod file_cache;
 mod loaded;
 
-pub(crate) use classify::{first_user_frame, is_allocation_plumbing};
 #[cfg(feature = "dhat-compat")]
 pub(crate) use classify::is_mod_alloc_source;
+pub(crate) use classify::{first_user_frame, is_allocation_plumbing};
 pub(crate) use display::display_path;
 
 use debug_info::DebugInfo;
