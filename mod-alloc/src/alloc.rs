@@ -112,7 +112,9 @@ impl<A> ModAlloc<A> {
 /// the process's (exact for one allocating thread).
 #[cfg(feature = "backtraces")]
 impl<A> ModAlloc<A> {
-    /// Sets how many frames each allocation captures (default 16, at most 32).
+    /// Sets how many frames each allocation captures (at most 32; the default
+    /// is 16, or 32 when mod-alloc is built without optimisation, where
+    /// nothing is inlined and std's path to the allocator is twice as deep).
     /// Deeper stacks tell callers apart better and cost more per allocation.
     pub fn set_backtrace_depth(&self, depth: usize) {
         crate::sites::set_depth(depth);
