@@ -344,7 +344,7 @@ fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
     // Before other threads can count foreign frees on this stack.
     global::watch_fork();
     thread::with_state(|s| {
-        let slot = thread::current_slot(s)?;
+        let slot = s.slot()?;
         let depth = slot.depth.load(Relaxed) as usize;
         assert!(
             depth < MAX_DEPTH,
@@ -405,7 +405,7 @@ fn pop(serial: u64, level: usize) -> Option<AllocStats> {
 /// [`pop`], also taking the level's per-site figures when `sites` is `Some`.
 fn pop_with(serial: u64, level: usize, sites: &mut Option<Sites>) -> Option<AllocStats> {
     thread::with_state(|s| {
-        let slot = thread::current_slot(s)?;
+        let slot = s.slot()?;
         let depth = slot.depth.load(Relaxed) as usize;
         if level >= depth || slot.entries[level].serial.load(Relaxed) != serial {
             return None;
@@ -631,7 +631,7 @@ pub(crate) fn abandon_all(s: &ThreadState, slot: &ThreadSlot) {
 /// Figures of level `level` so far, without closing anything.
 fn peek(serial: u64, level: usize) -> Option<AllocStats> {
     thread::with_state(|s| {
-        let slot = thread::current_slot(s)?;
+        let slot = s.slot()?;
         let depth = slot.depth.load(Relaxed) as usize;
         if level >= depth || slot.entries[level].serial.load(Relaxed) != serial {
             return None;
@@ -743,7 +743,7 @@ impl Profiler {
     /// If a scope opened after this one is still open on this thread.
     pub fn handle(&self) -> ScopeHandle {
         let inner = thread::with_state(|s| {
-            let slot = thread::current_slot(s)?;
+            let slot = s.slot()?;
             let depth = slot.depth.load(Relaxed) as usize;
             assert!(
                 !self.closed && self.level + 1 == depth,

@@ -466,11 +466,6 @@ pub(crate) fn owns_slot(slot: &ThreadSlot) -> bool {
     with_state(|s| ptr::eq(s.slot.get(), slot)).unwrap_or(false)
 }
 
-/// Registers the calling thread if needed and returns its slot (for scopes).
-pub(crate) fn current_slot(s: &ThreadState) -> Option<&'static ThreadSlot> {
-    s.slot()
-}
-
 /// Runs `f` with allocation tracking suspended on this thread: what it
 /// allocates is never counted (frees of counted blocks still are).
 pub(crate) fn untracked<R>(f: impl FnOnce() -> R) -> R {
