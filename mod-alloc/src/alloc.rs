@@ -16,7 +16,7 @@ use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
 
 #[cfg(feature = "std")]
-use crate::thread::{on_alloc, on_free};
+use crate::thread::{on_alloc, on_alloc_fast, on_free, on_free_fast};
 
 /// A global allocator that counts every allocation, per thread and per scope.
 ///
@@ -229,44 +229,65 @@ fn on_free(h: &Header, size: usize) {
     }
 }
 
-// SAFETY: every method forwards to `inner` with a layout that is valid for it
-// (the user's layout grown by the header, checked by `outer_layout`), and
-// returns a pointer inside the block it got, aligned to the user's alignment
-// (`header::offset` is a multiple of it) with at least `layout.size()` bytes
-// after it. Blocks are given back with the same outer layout they were made with.
-unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
-    #[inline(always)]
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+/// Without `std` every event is one path.
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+fn on_alloc_fast(size: usize) -> Option<Header> {
+    Some(on_alloc(size))
+}
+
+#[cfg(not(feature = "std"))]
+#[inline(always)]
+fn on_free_fast(h: &Header, size: usize) -> bool {
+    on_free(h, size);
+    true
+}
+
+/// The general paths: any layout, and events the fast path hands over.
+/// Cold and out of line, so that the fast paths in `GlobalAlloc` keep no
+/// value alive across a call and save no registers.
+impl<A: GlobalAlloc> ModAlloc<A> {
+    /// `alloc` or `alloc_zeroed` for any layout.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_general(&self, layout: Layout, zeroed: bool) -> *mut u8 {
         let Some(outer) = header::outer_layout(layout) else {
             return ptr::null_mut();
         };
-        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
-        let base = unsafe { self.inner.alloc(outer) };
-        if base.is_null() {
-            return base;
-        }
-        let h = on_alloc(layout.size());
-        // SAFETY: `base` is a live block of `outer`, from `outer_layout(layout)`.
-        unsafe { header::write(base, layout, h) }
-    }
-
-    #[inline(always)]
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let Some(outer) = header::outer_layout(layout) else {
-            return ptr::null_mut();
+        let base = if zeroed {
+            // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
+            unsafe { self.inner.alloc_zeroed(outer) }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.inner.alloc(outer) }
         };
-        // SAFETY: `outer` is a valid layout of non-zero size.
-        let base = unsafe { self.inner.alloc_zeroed(outer) };
         if base.is_null() {
             return base;
         }
-        let h = on_alloc(layout.size());
         // SAFETY: `base` is a live block of `outer`, from `outer_layout(layout)`.
+        unsafe { Self::count_alloc(base, layout) }
+    }
+
+    /// Counts a new block that the fast path could not count, and writes its
+    /// header; returns the user pointer.
+    ///
+    /// # Safety
+    /// `base` is a live block of `outer_layout(layout)`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn count_alloc(base: *mut u8, layout: Layout) -> *mut u8 {
+        let h = on_alloc(layout.size());
+        // SAFETY: `base` is a live block of `outer_layout(layout)` (caller contract).
         unsafe { header::write(base, layout, h) }
     }
 
-    #[inline(always)]
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+    /// `dealloc` for any layout and any event.
+    ///
+    /// # Safety
+    /// The contract of `GlobalAlloc::dealloc`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_general(&self, ptr: *mut u8, layout: Layout) {
         let Some(outer) = header::outer_layout(layout) else {
             // Unreachable: `alloc` succeeded with this layout. Leak rather than
             // guess.
@@ -279,6 +300,79 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
         // SAFETY: same contract: `base` is the inner block's start.
         let base = unsafe { header::base(ptr, layout) };
         // SAFETY: `base` was allocated by `inner` with `outer`.
+        unsafe { self.inner.dealloc(base, outer) };
+    }
+}
+
+// SAFETY: every method forwards to `inner` with a layout that is valid for it
+// (the user's layout grown by the header, checked by `outer_layout`), and
+// returns a pointer inside the block it got, aligned to the user's alignment
+// (`header::offset` is a multiple of it) with at least `layout.size()` bytes
+// after it. Blocks are given back with the same outer layout they were made with.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !header::is_fast(layout) {
+            // SAFETY: our own contract, passed on.
+            return unsafe { self.alloc_general(layout, false) };
+        }
+        // SAFETY: the layout is fast, so its size is at most FAST_MAX.
+        let outer = unsafe { header::fast_outer(layout.size()) };
+        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
+        let base = unsafe { self.inner.alloc(outer) };
+        if base.is_null() {
+            return base;
+        }
+        match on_alloc_fast(layout.size()) {
+            // SAFETY: `base` is a live block of `fast_outer(size)`, which is
+            // `outer_layout(layout)` for a fast layout.
+            Some(h) => unsafe { header::write_fast(base, h) },
+            // SAFETY: as above.
+            None => unsafe { Self::count_alloc(base, layout) },
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !header::is_fast(layout) {
+            // SAFETY: our own contract, passed on.
+            return unsafe { self.alloc_general(layout, true) };
+        }
+        // SAFETY: the layout is fast, so its size is at most FAST_MAX.
+        let outer = unsafe { header::fast_outer(layout.size()) };
+        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
+        let base = unsafe { self.inner.alloc_zeroed(outer) };
+        if base.is_null() {
+            return base;
+        }
+        match on_alloc_fast(layout.size()) {
+            // SAFETY: as in `alloc`.
+            Some(h) => unsafe { header::write_fast(base, h) },
+            // SAFETY: as in `alloc`.
+            None => unsafe { Self::count_alloc(base, layout) },
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !header::is_fast(layout) {
+            // SAFETY: our own contract, passed on.
+            return unsafe { self.dealloc_general(ptr, layout) };
+        }
+        // SAFETY: `ptr` came from our `alloc*`/`realloc` with `layout` (caller
+        // contract of `dealloc`), so its header was written by `header::write`.
+        let h = unsafe { header::read(ptr) };
+        if !on_free_fast(&h, layout.size()) {
+            // SAFETY: our own contract, passed on; nothing was counted yet.
+            return unsafe { self.dealloc_general(ptr, layout) };
+        }
+        // SAFETY: same contract, and the layout is fast: `base` is the inner
+        // block's start.
+        let base = unsafe { header::base_fast(ptr) };
+        // SAFETY: a fast layout's size is at most FAST_MAX.
+        let outer = unsafe { header::fast_outer(layout.size()) };
+        // SAFETY: `base` was allocated by `inner` with `fast_outer(size)`,
+        // which is `outer_layout(layout)` for a fast layout.
         unsafe { self.inner.dealloc(base, outer) };
     }
 

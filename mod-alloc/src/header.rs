@@ -46,7 +46,18 @@ pub(crate) struct Header {
 
 /// Size of [`Header`]: 16 bytes, 32 with `backtraces`.
 pub(crate) const HEADER_SIZE: usize = core::mem::size_of::<Header>();
-const HEADER_ALIGN: usize = core::mem::align_of::<Header>();
+/// The least alignment asked of the inner allocator. 16 rather than the
+/// header's 8: it is what `malloc` gives anyway, and with one alignment for
+/// every common layout the fast path needs no layout arithmetic (and
+/// `System` can see at compile time that `malloc` will do).
+const MIN_OUTER_ALIGN: usize = 16;
+/// Layouts with at most this alignment (and at most [`FAST_MAX`] bytes) take
+/// the fast path: header at the block's start, outer alignment
+/// [`MIN_OUTER_ALIGN`].
+const FAST_ALIGN: usize = 16;
+/// Largest user size on the fast path: far below the point where adding the
+/// header could overflow a `Layout`.
+const FAST_MAX: usize = isize::MAX as usize / 2;
 /// The header as stored: whole 64-bit words.
 const WORDS: usize = HEADER_SIZE / 8;
 
@@ -106,10 +117,10 @@ pub(crate) fn outer_layout(layout: Layout) -> Option<Layout> {
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline]
 pub(crate) fn outer_layout_for_size(layout: Layout, size: usize) -> Option<Layout> {
-    let align = if layout.align() > HEADER_ALIGN {
+    let align = if layout.align() > MIN_OUTER_ALIGN {
         layout.align()
     } else {
-        HEADER_ALIGN
+        MIN_OUTER_ALIGN
     };
     let total = size.checked_add(offset(layout))?;
     // The one rule of `Layout` that can fail here: the size, rounded up to the
@@ -118,8 +129,31 @@ pub(crate) fn outer_layout_for_size(layout: Layout, size: usize) -> Option<Layou
         return None;
     }
     // SAFETY: `align` is a power of two (a `Layout`'s alignment, or
-    // HEADER_ALIGN), and `total` rounded up to it fits in `isize` (checked).
+    // MIN_OUTER_ALIGN), and `total` rounded up to it fits in `isize` (checked).
     Some(unsafe { Layout::from_size_align_unchecked(total, align) })
+}
+
+/// Whether `layout` takes the fast path: small alignment, sane size. For such
+/// a layout, [`offset`] is [`HEADER_SIZE`] and [`outer_layout`] is
+/// [`fast_outer`] of its size.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) const fn is_fast(layout: Layout) -> bool {
+    layout.align() <= FAST_ALIGN && layout.size() <= FAST_MAX
+}
+
+/// [`outer_layout`] of a fast layout of `size` bytes, without any check.
+/// Hook-safe: no allocation, no lock, no panic.
+///
+/// # Safety
+/// `size <= FAST_MAX` (true of any layout for which [`is_fast`] holds).
+#[inline(always)]
+pub(crate) const unsafe fn fast_outer(size: usize) -> Layout {
+    // SAFETY: MIN_OUTER_ALIGN is a power of two, and `size + HEADER_SIZE`
+    // rounded up to it is at most `isize::MAX / 2 + 48 <= isize::MAX`
+    // (caller contract). This is what `outer_layout` computes for a layout
+    // with `align <= FAST_ALIGN`: offset HEADER_SIZE, alignment 16.
+    unsafe { Layout::from_size_align_unchecked(size + HEADER_SIZE, MIN_OUTER_ALIGN) }
 }
 
 /// Writes `header` into the block at `base` and returns the user pointer.
@@ -136,7 +170,7 @@ pub(crate) unsafe fn write(base: *mut u8, layout: Layout, header: Header) -> *mu
     let user = unsafe { base.add(off) };
     // SAFETY: `off >= HEADER_SIZE`, so the header lies inside the block, before
     // `user`; `user` is aligned to `max(align, HEADER_SIZE)` or to `align >= 32`,
-    // both multiples of HEADER_ALIGN, and so is `user - HEADER_SIZE`.
+    // both multiples of the header's alignment (8), and so is `user - HEADER_SIZE`.
     let words = unsafe { user.sub(HEADER_SIZE) }.cast::<[u64; WORDS]>();
     // SAFETY: `words` is aligned, inside the block, and nothing else refers to
     // those bytes while we write them.
@@ -153,6 +187,34 @@ pub(crate) unsafe fn write(base: *mut u8, layout: Layout, header: Header) -> *mu
         words[3] = header.birth;
     }
     user
+}
+
+/// [`write`] for a layout that [`is_fast`]: the header at the block's start.
+/// Hook-safe: no allocation, no lock, no panic.
+///
+/// # Safety
+/// As for [`write`], with a fast layout (so `outer` is [`fast_outer`]).
+#[inline(always)]
+pub(crate) unsafe fn write_fast(base: *mut u8, header: Header) -> *mut u8 {
+    // SAFETY: for a fast layout `offset` is HEADER_SIZE (its alignment is at
+    // most 16 <= HEADER_SIZE), so this is `write` with that layout; the
+    // caller vouches for the block.
+    unsafe { write(base, FAST_LAYOUT, header) }
+}
+
+/// A fast layout: [`offset`] depends only on the alignment, so any fast
+/// layout stands for all of them in [`write`] and [`base`].
+const FAST_LAYOUT: Layout = Layout::new::<u8>();
+
+/// [`base`] for a layout that [`is_fast`].
+/// Hook-safe: no allocation, no lock, no panic.
+///
+/// # Safety
+/// As for [`base`], with a fast layout.
+#[inline(always)]
+pub(crate) unsafe fn base_fast(user: *mut u8) -> *mut u8 {
+    // SAFETY: as in `write_fast`: the same offset as the real layout's.
+    unsafe { base(user, FAST_LAYOUT) }
 }
 
 /// Reads the header of the block whose user pointer is `user`.
@@ -209,6 +271,23 @@ mod tests {
             assert_eq!(outer.align() % align, 0);
             assert_eq!(outer.size(), 24 + offset(layout));
             align *= 2;
+        }
+    }
+
+    #[test]
+    fn the_fast_path_lays_blocks_out_as_the_general_one() {
+        for align in [1, 2, 4, 8, 16] {
+            for size in [0, 1, 7, 16, 24, 4096, FAST_MAX] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                assert!(is_fast(layout), "{size} {align}");
+                // SAFETY: `size <= FAST_MAX`.
+                let fast = unsafe { fast_outer(size) };
+                assert_eq!(Some(fast), outer_layout(layout), "{size} {align}");
+                assert_eq!(offset(layout), offset(FAST_LAYOUT));
+            }
+        }
+        for (size, align) in [(8, 32), (8, 4096), (FAST_MAX + 1, 1)] {
+            assert!(!is_fast(Layout::from_size_align(size, align).unwrap()));
         }
     }
 

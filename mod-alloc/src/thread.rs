@@ -290,6 +290,49 @@ pub(crate) fn on_alloc(size: usize) -> Header {
     .unwrap_or_else(Header::untracked)
 }
 
+/// The common case of [`on_alloc`], for the allocator's fast path: counts an
+/// allocation of `size` bytes and returns the new block's header, or returns
+/// `None` having changed nothing when the event needs more than a few adds
+/// (the process band left, a new high of the innermost scope, a shared
+/// scope, tracking suspended); the caller then calls [`on_alloc`].
+///
+/// Every check comes before the first write, so the allocator can leave for
+/// its cold path with nothing to undo, and its fast path keeps no value
+/// alive across a call (no saved registers).
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
+    with_state(|s| {
+        let size = size as u64;
+        let c = &s.c;
+        let bytes = c.bytes.load(Relaxed).wrapping_add(size);
+        if Counters::raw_live(bytes, c.freed.load(Relaxed)) > c.hi.load(Relaxed) {
+            return None;
+        }
+        let serial = s.serial.get();
+        if serial != 0 {
+            if !s.shared.get().is_null() {
+                return None;
+            }
+            let bytes_in = s.bytes_in.get().wrapping_add(size);
+            if bytes_in.wrapping_sub(s.bytes_out.get()) > s.wpeak.get() {
+                return None;
+            }
+            s.bytes_in.set(bytes_in);
+            s.blocks_in.set(s.blocks_in.get().wrapping_add(1));
+        }
+        c.allocs
+            .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
+        c.bytes.store(bytes, Relaxed);
+        #[allow(unused_mut)] // call sites fill it in
+        let mut h = s.header();
+        #[cfg(feature = "backtraces")]
+        track_alloc(s, &mut h, size);
+        Some(h)
+    })
+    .flatten()
+}
+
 /// Call sites: captures the stack, stamps the header with its site and the
 /// time, and adds the block to the per-site ledgers that count it (the
 /// thread's process window, and each open local scope up to the first
@@ -402,6 +445,44 @@ pub(crate) fn on_free(h: &Header, size: usize) {
             scope::free_other(s, h, size);
         }
     });
+}
+
+/// The common case of [`on_free`], for the allocator's fast path: counts the
+/// free of a block of `size` bytes whose header is `h` and returns `true`, or
+/// returns `false` having changed nothing when the event needs more (the
+/// process band left, a block of another window, scope or thread, a shared
+/// scope); the caller then calls [`on_free`]. An untracked block needs
+/// nothing: `true`.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
+    if !h.is_tracked() {
+        return true;
+    }
+    with_state(|s| {
+        let size = size as u64;
+        let c = &s.c;
+        let freed = c.freed.load(Relaxed).wrapping_add(size);
+        if h.epoch() != s.epoch16.get()
+            || Counters::raw_live(c.bytes.load(Relaxed), freed) < c.lo.load(Relaxed)
+        {
+            return false;
+        }
+        if h.serial != 0 && (h.serial != s.serial.get() || !s.shared.get().is_null()) {
+            return false;
+        }
+        c.frees
+            .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
+        c.freed.store(freed, Relaxed);
+        #[cfg(feature = "backtraces")]
+        track_free(s, h, size);
+        if h.serial != 0 {
+            s.sub_live(size);
+            s.sub_blocks(1);
+        }
+        true
+    })
+    .unwrap_or(false)
 }
 
 /// An event that the slow path counts itself.
