@@ -268,6 +268,20 @@ impl<A: GlobalAlloc> ModAlloc<A> {
         unsafe { Self::count_alloc(base, layout) }
     }
 
+    /// [`count_alloc`](Self::count_alloc) for a fast layout of `size` bytes:
+    /// the fast path then keeps only `size` alive across the inner call.
+    ///
+    /// # Safety
+    /// `base` is a live block of `fast_outer(size)`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn count_alloc_fast(base: *mut u8, size: usize) -> *mut u8 {
+        let h = on_alloc(size);
+        // SAFETY: `base` is a live block of `fast_outer(size)` (caller
+        // contract), the outer layout of any fast layout of `size` bytes.
+        unsafe { header::write_fast(base, h) }
+    }
+
     /// Counts a new block that the fast path could not count, and writes its
     /// header; returns the user pointer.
     ///
@@ -302,6 +316,39 @@ impl<A: GlobalAlloc> ModAlloc<A> {
         // SAFETY: `base` was allocated by `inner` with `outer`.
         unsafe { self.inner.dealloc(base, outer) };
     }
+
+    /// `realloc` for any layout.
+    ///
+    /// # Safety
+    /// The contract of `GlobalAlloc::realloc`.
+    #[cold]
+    #[inline(never)]
+    unsafe fn realloc_general(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (Some(old_outer), Some(new_outer)) = (
+            header::outer_layout(layout),
+            header::outer_layout_for_size(layout, new_size),
+        ) else {
+            return ptr::null_mut();
+        };
+        // SAFETY: `ptr` came from us with `layout` (caller contract of `realloc`).
+        let old = unsafe { header::read(ptr) };
+        // SAFETY: same contract.
+        let base = unsafe { header::base(ptr, layout) };
+        // SAFETY: `base` was allocated by `inner` with `old_outer`; the new
+        // size is non-zero and, with the alignment, a valid layout (checked by
+        // `outer_layout_for_size`).
+        let new_base = unsafe { self.inner.realloc(base, old_outer, new_outer.size()) };
+        if new_base.is_null() {
+            return new_base;
+        }
+        // A realloc is a free of the old block and an allocation of the new one:
+        // live bytes move straight from the old size to the new one.
+        on_free(&old, layout.size());
+        let h = on_alloc(new_size);
+        // SAFETY: `new_base` is a live block of `new_outer`, whose offset is the
+        // same as the old one's (it depends only on the alignment).
+        unsafe { header::write(new_base, layout, h) }
+    }
 }
 
 // SAFETY: every method forwards to `inner` with a layout that is valid for it
@@ -328,7 +375,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
             // `outer_layout(layout)` for a fast layout.
             Some(h) => unsafe { header::write_fast(base, h) },
             // SAFETY: as above.
-            None => unsafe { Self::count_alloc(base, layout) },
+            None => unsafe { Self::count_alloc_fast(base, layout.size()) },
         }
     }
 
@@ -349,7 +396,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
             // SAFETY: as in `alloc`.
             Some(h) => unsafe { header::write_fast(base, h) },
             // SAFETY: as in `alloc`.
-            None => unsafe { Self::count_alloc(base, layout) },
+            None => unsafe { Self::count_alloc_fast(base, layout.size()) },
         }
     }
 
@@ -378,29 +425,36 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
 
     #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let (Some(old_outer), Some(new_outer)) = (
-            header::outer_layout(layout),
-            header::outer_layout_for_size(layout, new_size),
-        ) else {
-            return ptr::null_mut();
-        };
+        if !header::is_fast(layout) || !header::is_fast_size(new_size) {
+            // SAFETY: our own contract, passed on.
+            return unsafe { self.realloc_general(ptr, layout, new_size) };
+        }
         // SAFETY: `ptr` came from us with `layout` (caller contract of `realloc`).
         let old = unsafe { header::read(ptr) };
-        // SAFETY: same contract.
-        let base = unsafe { header::base(ptr, layout) };
-        // SAFETY: `base` was allocated by `inner` with `old_outer`; the new
-        // size is non-zero and, with the alignment, a valid layout (checked by
-        // `outer_layout_for_size`).
+        // SAFETY: same contract, and the layout is fast.
+        let base = unsafe { header::base_fast(ptr) };
+        // SAFETY: a fast layout's size is at most FAST_MAX.
+        let old_outer = unsafe { header::fast_outer(layout.size()) };
+        // SAFETY: `new_size <= FAST_MAX` (checked above).
+        let new_outer = unsafe { header::fast_outer(new_size) };
+        // SAFETY: `base` was allocated by `inner` with `old_outer` (the outer
+        // layout of a fast layout); `new_outer` is a valid layout of non-zero
+        // size with the same alignment.
         let new_base = unsafe { self.inner.realloc(base, old_outer, new_outer.size()) };
         if new_base.is_null() {
             return new_base;
         }
-        // A realloc is a free of the old block and an allocation of the new one:
-        // live bytes move straight from the old size to the new one.
-        on_free(&old, layout.size());
-        let h = on_alloc(new_size);
-        // SAFETY: `new_base` is a live block of `new_outer`, whose offset is the
-        // same as the old one's (it depends only on the alignment).
-        unsafe { header::write(new_base, layout, h) }
+        // A free of the old block and an allocation of the new one, as in
+        // `realloc_general`.
+        if !on_free_fast(&old, layout.size()) {
+            on_free(&old, layout.size());
+        }
+        match on_alloc_fast(new_size) {
+            // SAFETY: `new_base` is a live block of `fast_outer(new_size)`,
+            // the outer layout of `layout` grown to `new_size`.
+            Some(h) => unsafe { header::write_fast(new_base, h) },
+            // SAFETY: as above.
+            None => unsafe { Self::count_alloc_fast(new_base, new_size) },
+        }
     }
 }

@@ -142,6 +142,13 @@ pub(crate) const fn is_fast(layout: Layout) -> bool {
     layout.align() <= FAST_ALIGN && layout.size() <= FAST_MAX
 }
 
+/// Whether a fast layout grown (or shrunk) to `size` bytes is still fast.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) const fn is_fast_size(size: usize) -> bool {
+    size <= FAST_MAX
+}
+
 /// [`outer_layout`] of a fast layout of `size` bytes, without any check.
 /// Hook-safe: no allocation, no lock, no panic.
 ///
