@@ -402,7 +402,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
 
     #[inline(always)]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if !header::is_fast(layout) {
+        if !header::is_fast_block(layout) {
             // SAFETY: our own contract, passed on.
             return unsafe { self.dealloc_general(ptr, layout) };
         }
@@ -413,28 +413,28 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
             // SAFETY: our own contract, passed on; nothing was counted yet.
             return unsafe { self.dealloc_general(ptr, layout) };
         }
-        // SAFETY: same contract, and the layout is fast: `base` is the inner
-        // block's start.
+        // SAFETY: same contract, and the alignment is small: `base` is the
+        // inner block's start.
         let base = unsafe { header::base_fast(ptr) };
-        // SAFETY: a fast layout's size is at most FAST_MAX.
-        let outer = unsafe { header::fast_outer(layout.size()) };
-        // SAFETY: `base` was allocated by `inner` with `fast_outer(size)`,
-        // which is `outer_layout(layout)` for a fast layout.
+        // SAFETY: the block was allocated by us with `layout`.
+        let outer = unsafe { header::block_outer(layout.size()) };
+        // SAFETY: `base` was allocated by `inner` with `outer_layout(layout)`,
+        // which is `outer` for a small alignment.
         unsafe { self.inner.dealloc(base, outer) };
     }
 
     #[inline(always)]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !header::is_fast(layout) || !header::is_fast_size(new_size) {
+        if !header::is_fast_block(layout) || !header::is_fast_size(new_size) {
             // SAFETY: our own contract, passed on.
             return unsafe { self.realloc_general(ptr, layout, new_size) };
         }
         // SAFETY: `ptr` came from us with `layout` (caller contract of `realloc`).
         let old = unsafe { header::read(ptr) };
-        // SAFETY: same contract, and the layout is fast.
+        // SAFETY: same contract, and the alignment is small.
         let base = unsafe { header::base_fast(ptr) };
-        // SAFETY: a fast layout's size is at most FAST_MAX.
-        let old_outer = unsafe { header::fast_outer(layout.size()) };
+        // SAFETY: the block was allocated by us with `layout`.
+        let old_outer = unsafe { header::block_outer(layout.size()) };
         // SAFETY: `new_size <= FAST_MAX` (checked above).
         let new_outer = unsafe { header::fast_outer(new_size) };
         // SAFETY: `base` was allocated by `inner` with `old_outer` (the outer

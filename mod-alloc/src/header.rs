@@ -149,6 +149,30 @@ pub(crate) const fn is_fast_size(size: usize) -> bool {
     size <= FAST_MAX
 }
 
+/// Whether a block of `layout` that we handed out can be freed on the fast
+/// path: its alignment is small. Its size needs no check, since the block
+/// exists: `(size + HEADER_SIZE, 16)` was a valid layout when it was made.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) const fn is_fast_block(layout: Layout) -> bool {
+    layout.align() <= FAST_ALIGN
+}
+
+/// [`outer_layout`] of a block we handed out with a layout for which
+/// [`is_fast_block`] holds, without any check.
+/// Hook-safe: no allocation, no lock, no panic.
+///
+/// # Safety
+/// A block of `size` bytes with such a layout was allocated through
+/// [`outer_layout`] (or [`fast_outer`]), so that layout was valid.
+#[inline(always)]
+pub(crate) const unsafe fn block_outer(size: usize) -> Layout {
+    // SAFETY: for an alignment <= FAST_ALIGN, `outer_layout` gives
+    // `(size + HEADER_SIZE, MIN_OUTER_ALIGN)`, and it was valid (caller
+    // contract).
+    unsafe { Layout::from_size_align_unchecked(size + HEADER_SIZE, MIN_OUTER_ALIGN) }
+}
+
 /// [`outer_layout`] of a fast layout of `size` bytes, without any check.
 /// Hook-safe: no allocation, no lock, no panic.
 ///
@@ -296,6 +320,12 @@ mod tests {
         for (size, align) in [(8, 32), (8, 4096), (FAST_MAX + 1, 1)] {
             assert!(!is_fast(Layout::from_size_align(size, align).unwrap()));
         }
+        // Blocks too large for the fast path still free through it.
+        let big = Layout::from_size_align(FAST_MAX + 1, 16).unwrap();
+        assert!(is_fast_block(big));
+        // SAFETY: only computes the layout; `outer_layout(big)` is valid.
+        assert_eq!(Some(unsafe { block_outer(big.size()) }), outer_layout(big));
+        assert!(!is_fast_block(Layout::from_size_align(8, 32).unwrap()));
     }
 
     #[test]

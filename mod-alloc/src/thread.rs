@@ -451,19 +451,17 @@ pub(crate) fn on_free(h: &Header, size: usize) {
 /// free of a block of `size` bytes whose header is `h` and returns `true`, or
 /// returns `false` having changed nothing when the event needs more (the
 /// process band left, a block of another window, scope or thread, a shared
-/// scope); the caller then calls [`on_free`]. An untracked block needs
-/// nothing: `true`.
+/// scope, an untracked block); the caller then calls [`on_free`].
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
 pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
-    if !h.is_tracked() {
-        return true;
-    }
     with_state(|s| {
         let size = size as u64;
         let c = &s.c;
         let freed = c.freed.load(Relaxed).wrapping_add(size);
-        if h.epoch() != s.epoch16.get()
+        // One compare for "tracked, and of this window": the flags are the
+        // window's epoch with no flag bit set.
+        if h.flags != u32::from(s.epoch16.get())
             || Counters::raw_live(c.bytes.load(Relaxed), freed) < c.lo.load(Relaxed)
         {
             return false;
