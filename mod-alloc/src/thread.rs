@@ -119,6 +119,7 @@ impl ThreadState {
     }
 
     /// The header of a block allocated now.
+    /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
     #[allow(clippy::needless_update)] // the header has more fields with `backtraces`
     fn header(&self) -> Header {
@@ -459,14 +460,17 @@ pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
         let size = size as u64;
         let c = &s.c;
         let freed = c.freed.load(Relaxed).wrapping_add(size);
-        // One compare for "tracked, and of this window": the flags are the
-        // window's epoch with no flag bit set.
-        if h.flags != u32::from(s.epoch16.get())
+        // The block's header is what this thread would write now: it is
+        // tracked, of this window, and of the innermost scope (or of none,
+        // as now). Two word compares.
+        let serial = s.serial.get();
+        if h.serial != serial
+            || h.tag() != s.tag.get()
             || Counters::raw_live(c.bytes.load(Relaxed), freed) < c.lo.load(Relaxed)
         {
             return false;
         }
-        if h.serial != 0 && (h.serial != s.serial.get() || !s.shared.get().is_null()) {
+        if serial != 0 && !s.shared.get().is_null() {
             return false;
         }
         c.frees
@@ -474,7 +478,7 @@ pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
         c.freed.store(freed, Relaxed);
         #[cfg(feature = "backtraces")]
         track_free(s, h, size);
-        if h.serial != 0 {
+        if serial != 0 {
             s.sub_live(size);
             s.sub_blocks(1);
         }
