@@ -6,6 +6,14 @@
 //! pointer past the header. A null from the inner allocator, or a size that
 //! overflows once the header is added, returns null and counts nothing; a
 //! failed `realloc` leaves the old block valid and counted.
+//!
+//! Two paths per method. The fast path serves layouts aligned to at most 16
+//! bytes (`header::is_fast`): no layout arithmetic, the thread's common-case
+//! event ([`crate::thread::on_alloc_fast`], `on_free_fast`), and no value kept
+//! alive across a call, so `dealloc` is a leaf that tail-calls the inner
+//! allocator. Anything else (a large alignment, an event that needs more than
+//! a few adds) leaves, before anything was counted, for the `#[cold]`
+//! general path, which handles every case.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::header;
