@@ -79,6 +79,8 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// docs for the choice).
 const MAX_FRAME_BYTES: usize = 1 << 20;
 
+use core::mem::MaybeUninit;
+
 /// Bytes in a stack word.
 const WORD: usize = core::mem::size_of::<usize>();
 
@@ -86,9 +88,12 @@ const WORD: usize = core::mem::size_of::<usize>();
 /// `out[0]` is where the function that this call is inlined into returns to. Returns how
 /// many were written: at most `min(out.len(), MAX_DEPTH)`, and 0 where unsupported.
 ///
+/// `out` may be uninitialised (the hook passes a stack buffer it does not zero): the
+/// returned count `n` promises that `out[..n]` has been written; the rest is untouched.
+///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-pub(crate) fn capture(out: &mut [usize]) -> usize {
+pub(crate) fn capture(out: &mut [MaybeUninit<usize>]) -> usize {
     #[cfg(all(
         any(target_arch = "x86_64", target_arch = "aarch64"),
         any(target_os = "linux", target_os = "android")
@@ -106,6 +111,25 @@ pub(crate) fn capture(out: &mut [usize]) -> usize {
     }
 }
 
+/// [`capture`] into initialised words (tests).
+#[cfg(test)]
+#[inline(always)]
+pub(crate) fn capture_words(out: &mut [usize]) -> usize {
+    capture(as_uninit(out))
+}
+
+/// Views initialised words as possibly uninitialised ones, for a writer that only ever
+/// stores initialised values into them.
+#[cfg(test)]
+fn as_uninit(out: &mut [usize]) -> &mut [MaybeUninit<usize>] {
+    let len = out.len();
+    let p = out.as_mut_ptr().cast::<MaybeUninit<usize>>();
+    // SAFETY: `MaybeUninit<usize>` has the layout of `usize`, so `p` addresses `len` of
+    // them in the same exclusively borrowed allocation; the callers (`capture`, `walk`)
+    // only write initialised `usize`s, so `out` stays valid when the borrow ends.
+    unsafe { core::slice::from_raw_parts_mut(p, len) }
+}
+
 /// [`capture`] where the walk is supported.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
@@ -114,7 +138,7 @@ pub(crate) fn capture(out: &mut [usize]) -> usize {
     any(target_os = "linux", target_os = "android")
 ))]
 #[inline(always)]
-fn capture_live(out: &mut [usize]) -> usize {
+fn capture_live(out: &mut [MaybeUninit<usize>]) -> usize {
     let fp = arch::frame_pointer();
     let sp = arch::stack_pointer();
     let thread = stack_bounds::current();
@@ -196,11 +220,12 @@ impl FrameMemory for LiveStack {
 }
 
 /// Follows the frame-record chain from `fp`, writing return addresses to `out`; returns
-/// how many. Every record is validated before it is read (module docs, "Invariants").
+/// how many (`out[..n]` is then written). Every record is validated before it is read
+/// (module docs, "Invariants").
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
+fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) -> usize {
     let (lo, hi) = mem.bounds();
     // The highest address a record may start at; every later record is above
     // the first, so `lo <= fp` needs checking only once.
@@ -210,8 +235,10 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
     if fp < lo {
         return 0;
     }
+    let limit = out.len().min(MAX_DEPTH);
     let mut written = 0;
-    for slot in out.iter_mut().take(MAX_DEPTH) {
+    // One counter for the slot and the count: fewer instructions per frame.
+    while written < limit {
         // The record [fp, fp + 2 words) lies in [lo, hi) and is word-aligned.
         if fp > top || fp % WORD != 0 {
             break;
@@ -227,7 +254,9 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
         if ret == 0 {
             break;
         }
-        *slot = ret;
+        if let Some(slot) = out.get_mut(written) {
+            slot.write(ret);
+        }
         written += 1;
         // Strictly increasing (this also stops at a null fp, and keeps every
         // later record above `lo`), and a bounded jump. Two compares: a

@@ -90,7 +90,7 @@ impl FakeStack {
 
     fn walk_into(&self, fp: usize, out: &mut [usize]) -> usize {
         self.reads.borrow_mut().clear();
-        walk(self, fp, out)
+        walk(self, fp, as_uninit(out))
     }
 }
 
@@ -155,6 +155,19 @@ fn walk_stops_at_the_length_of_out() {
     assert_eq!(mem.walk_into(fps[0], &mut out), 3);
     assert_eq!(out[..], rets(3)[..]);
     assert_eq!(mem.walk_into(fps[0], &mut []), 0);
+}
+
+#[test]
+fn walk_writes_only_the_slots_it_counts() {
+    // The hook's buffer is not zeroed: what lies past the count must be untouched.
+    const POISON: usize = 0x5a5a_5a5a;
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 4);
+    let mut out = [POISON; 16];
+    let n = mem.walk_into(fps[0], &mut out);
+    assert_eq!(n, 4);
+    assert_eq!(out[..n], rets(4)[..]);
+    assert!(out[n..].iter().all(|&w| w == POISON));
 }
 
 #[test]
@@ -468,7 +481,7 @@ mod live {
 
     #[inline(never)]
     fn chain_leaf(out: &mut [usize]) -> usize {
-        black_box(capture(black_box(out)))
+        black_box(capture_words(black_box(out)))
     }
 
     #[inline(never)]
@@ -524,7 +537,7 @@ mod live {
     #[inline(never)]
     fn recurse(depth: usize, out: &mut [usize]) -> usize {
         if depth == 0 {
-            black_box(capture(black_box(out)))
+            black_box(capture_words(black_box(out)))
         } else {
             black_box(recurse(depth - 1, black_box(out)))
         }
@@ -601,7 +614,7 @@ mod live {
         // SAFETY: `ctx` is the `&mut Forged` passed by `capture_through_forged_frame`,
         // not otherwise used until this returns.
         let forged = unsafe { &mut *ctx.cast::<Forged>() };
-        forged.n = capture(&mut forged.out);
+        forged.n = capture_words(&mut forged.out);
     }
 
     /// Captures from a callee of a hand-written frame whose saved fp is
