@@ -84,6 +84,9 @@ use core::mem::MaybeUninit;
 /// Bytes in a stack word.
 const WORD: usize = core::mem::size_of::<usize>();
 
+// `is_aligned_jump` divides by rotating: both must be powers of two / multiples.
+const _: () = assert!(WORD.is_power_of_two() && MAX_FRAME_BYTES % WORD == 0);
+
 /// Fills `out` with the return addresses of the current call stack, innermost first:
 /// `out[0]` is where the function that this call is inlined into returns to. Returns how
 /// many were written: at most `min(out.len(), MAX_DEPTH)`, and 0 where unsupported.
@@ -232,15 +235,17 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) 
     let Some(top) = hi.checked_sub(2 * WORD) else {
         return 0;
     };
-    if fp < lo {
+    // Every later `fp` is checked for alignment before it is followed (below).
+    if fp < lo || fp % WORD != 0 {
         return 0;
     }
     let limit = out.len().min(MAX_DEPTH);
     let mut written = 0;
     // One counter for the slot and the count: fewer instructions per frame.
     while written < limit {
-        // The record [fp, fp + 2 words) lies in [lo, hi) and is word-aligned.
-        if fp > top || fp % WORD != 0 {
+        // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is
+        // word-aligned: checked before the loop, or before following it).
+        if fp > top {
             break;
         }
         // SAFETY: `fp` is word-aligned, `lo <= fp` (checked before the loop, and
@@ -259,15 +264,27 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) 
         }
         written += 1;
         // Strictly increasing (this also stops at a null fp, and keeps every
-        // later record above `lo`), and a bounded jump. Two compares: a
-        // wrapping `next - fp` alone would let a jump past the top of the
-        // address space come back around to low addresses.
-        if next <= fp || next - fp > MAX_FRAME_BYTES {
+        // later record above `lo`); then a bounded jump to a word-aligned
+        // record. Two compares: a wrapping `next - fp` alone would let a jump
+        // past the top of the address space come back around to low addresses.
+        if next <= fp || !is_aligned_jump(next - fp) {
             break;
         }
         fp = next;
     }
     written
+}
+
+/// Whether a jump of `delta` bytes from a word-aligned record lands on a word-aligned
+/// one at most [`MAX_FRAME_BYTES`] away: `delta % WORD == 0 && delta <= MAX_FRAME_BYTES`,
+/// in one compare. Rotating right by log2(WORD) bits moves any misalignment into the
+/// top bits (making the value huge) and divides an aligned `delta` by `WORD` exactly;
+/// `MAX_FRAME_BYTES` is a multiple of `WORD`, so the bound divides exactly too.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn is_aligned_jump(delta: usize) -> bool {
+    delta.rotate_right(WORD.trailing_zeros()) <= MAX_FRAME_BYTES / WORD
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -211,6 +211,23 @@ fn walk_accepts_an_fp_aligned_to_the_word_only() {
 }
 
 #[test]
+fn aligned_jump_check_is_alignment_and_bound_together() {
+    let mut deltas = vec![0, 1, WORD - 1, WORD, WORD + 1, 2 * WORD, 2 * WORD + 4];
+    for base in [MAX_FRAME_BYTES, usize::MAX, usize::MAX - WORD + 1, 1 << 63] {
+        deltas.extend((0..=2 * WORD).map(|k| base.wrapping_sub(WORD).wrapping_add(k)));
+    }
+    let mut rng = Rng(7);
+    deltas.extend((0..10_000).map(|_| rng.next() as usize >> rng.range(0, 64)));
+    for d in deltas {
+        assert_eq!(
+            is_aligned_jump(d),
+            d % WORD == 0 && d <= MAX_FRAME_BYTES,
+            "delta {d:#x}"
+        );
+    }
+}
+
+#[test]
 fn walk_rejects_a_start_fp_outside_the_bounds() {
     let mut mem = FakeStack::new(LO, HI);
     mem.record(LO, 0, 0x1000);
