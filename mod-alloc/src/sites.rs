@@ -200,7 +200,10 @@ fn hash(frames: &[usize]) -> u64 {
 /// over the frames (no call to `memcmp` for a few words).
 #[inline(always)]
 fn same_frames(a: &[usize], b: &[usize]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
+    // The innermost frame first: it is the one most likely to differ.
+    a.len() == b.len()
+        && a.first() == b.first()
+        && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 fn matches(id: u32, hash: u64, frames: &[usize]) -> bool {
@@ -347,33 +350,30 @@ pub(crate) fn lookup(frames: &[usize]) -> u32 {
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[inline(never)]
 fn lookup_unmemoised(frames: &[usize]) -> u32 {
-    let id = lookup_cached(frames);
+    let h = hash(frames);
+    let slot = h as usize % CACHE;
+    let (cached_hash, cached_id) = LAST.try_with(|c| c[slot].get()).unwrap_or((0, 0));
+    if cached_hash == h {
+        if let Some(r) =
+            record(cached_id).filter(|r| r.hash == h && same_frames(r.frames(), frames))
+        {
+            remember(r);
+            return cached_id;
+        }
+    }
+    let id = intern(h, frames);
     if let Some(r) = record(id) {
-        let _ = MEMO.try_with(|m| m.set(r));
+        let _ = LAST.try_with(|c| c[slot].set((h, id)));
+        remember(r);
     }
     id
 }
 
-/// The site id of `frames` through the per-thread cache and the table.
-/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+/// Makes `r` the thread's memo. `r` must be a published record.
+/// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-fn lookup_cached(frames: &[usize]) -> u32 {
-    let h = hash(frames);
-    let cached = LAST
-        .try_with(|c| {
-            let (ch, id) = c[h as usize % CACHE].get();
-            (ch == h && matches(id, h, frames)).then_some(id)
-        })
-        .ok()
-        .flatten();
-    if let Some(id) = cached {
-        return id;
-    }
-    let id = intern(h, frames);
-    if id != 0 {
-        let _ = LAST.try_with(|c| c[h as usize % CACHE].set((h, id)));
-    }
-    id
+fn remember(r: &'static Record) {
+    let _ = MEMO.try_with(|m| m.set(r));
 }
 
 #[cfg(test)]
