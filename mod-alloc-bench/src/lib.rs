@@ -23,6 +23,7 @@ pub mod protocol;
 pub mod real;
 pub mod report_cost;
 pub mod run;
+pub mod walk_floor;
 pub mod workloads;
 
 pub use crate::run::{run, Options, ScopeOpener};

@@ -5,7 +5,9 @@
 //! `--only NAME[,NAME..]` (workloads to run), `--list` (print the workload
 //! names and exit), `--callgrind-pairs N` (no timing: N alloc+free pairs
 //! through the global allocator, then N on `System` directly, in two
-//! functions `scripts/callgrind-pairs` counts instructions of).
+//! functions `scripts/callgrind-pairs` counts instructions of), `--walk-floor`
+//! (no records: a bare frame-pointer walk timed against a `System` pair, see
+//! [`crate::walk_floor`]).
 
 use crate::measure::Budget;
 use crate::protocol::Record;
@@ -83,6 +85,10 @@ pub fn run(opts: Options) {
                 callgrind_direct_pairs(n);
                 return;
             }
+            "--walk-floor" => {
+                crate::walk_floor::run(budget_ms);
+                return;
+            }
             "--list" => {
                 for w in WORKLOADS {
                     println!("{w}");
@@ -90,7 +96,7 @@ pub fn run(opts: Options) {
                 return;
             }
             other => {
-                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list, --callgrind-pairs N");
+                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list, --callgrind-pairs N, --walk-floor");
                 std::process::exit(2);
             }
         }

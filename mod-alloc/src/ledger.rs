@@ -337,6 +337,7 @@ impl Ledger {
 
     /// The figures of `site`: its entry, a new one, or the overflow entry
     /// when the table has no room and cannot grow.
+    #[inline(always)]
     fn fig(&self, site: u32) -> &SiteFig {
         if self.last_site.load(Relaxed) == site.wrapping_add(1) {
             let f = self.last_fig.load(Relaxed);
@@ -344,6 +345,12 @@ impl Ledger {
             // it is cleared whenever the table is replaced or released.
             return unsafe { &*f };
         }
+        self.fig_unmemoised(site)
+    }
+
+    /// [`Ledger::fig`] past the memo: finds or claims the entry, remembers it.
+    #[inline(never)]
+    fn fig_unmemoised(&self, site: u32) -> &SiteFig {
         let f = match self.table().and_then(|t| t.find(site)) {
             Some(e) => &e.fig,
             None => match self.table_for_insert() {

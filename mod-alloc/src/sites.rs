@@ -7,11 +7,16 @@
 //! allocation is still counted).
 //!
 //! ```text
-//! per-thread cache (256 x hash -> id)   ->  index tables (2^12, 2^13, ... slots)
-//!        hit: compare the frames             probe newest to oldest; insert in
-//!        with the record, exactly            the newest one under half full
-//!                                        ->  records (chunks of 512): hash, frames
+//! per-thread memo (the last record)      hit: compare the frames with it, exactly
+//!   -> per-thread cache (256 x hash -> id)   hit: compare the frames with the record
+//!   -> index tables (2^12, 2^13, ... slots)  probe newest to oldest; insert in
+//!                                            the newest one under half full
+//!   -> records (chunks of 512): hash, id, frames
 //! ```
+//!
+//! The memo serves the common case for nothing but a frame compare: an
+//! allocation from the same stack as the thread's previous one (a loop) skips
+//! the hash, the cache and the table.
 //!
 //! Invariants:
 //! - a record is written completely before its id is published (`Release`
@@ -27,6 +32,7 @@
 use crate::backtrace;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
+use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::alloc::System;
@@ -49,11 +55,19 @@ pub(crate) fn set_depth(depth: usize) {
     DEPTH.store(depth.clamp(1, MAX_FRAMES), Relaxed);
 }
 
-/// One captured stack.
+/// One captured stack, and its id.
 struct Record {
     hash: u64,
-    len: usize,
+    len: u32,
+    id: u32,
     frames: [usize; MAX_FRAMES],
+}
+
+impl Record {
+    /// The captured frames, innermost first.
+    fn frames(&self) -> &[usize] {
+        self.frames.get(..self.len as usize).unwrap_or(&[])
+    }
 }
 
 const CHUNK: usize = 512;
@@ -166,22 +180,34 @@ fn record(id: u32) -> Option<&'static Record> {
 
 /// The frames of site `id` (innermost first); empty for unknown ids.
 pub(crate) fn frames(id: u32) -> &'static [usize] {
-    record(id).map_or(&[], |r| &r.frames[..r.len.min(MAX_FRAMES)])
+    record(id).map_or(&[], Record::frames)
 }
 
+/// The hash of a stack. The multiplies are independent of one another, so the
+/// serial chain per frame is one xor and one rotate; the end mixes the high
+/// bits into the low ones that pick cache and index slots.
 fn hash(frames: &[usize]) -> u64 {
     let mut h: u64 = 0x9E37_79B9_7F4A_7C15 ^ frames.len() as u64;
     for &f in frames {
-        h = (h ^ f as u64)
-            .wrapping_mul(0x1000_0000_01B3)
-            .rotate_left(29);
+        h = (h ^ (f as u64).wrapping_mul(0xA076_1D64_78BD_642F)).rotate_left(23);
     }
-    h ^ (h >> 32)
+    h ^= h >> 32;
+    h = h.wrapping_mul(0xE703_7ED1_A0B4_28DB);
+    h ^ (h >> 29)
+}
+
+/// Whether two stacks are the same, frame for frame. Inline and branch-free
+/// over the frames (no call to `memcmp` for a few words).
+#[inline(always)]
+fn same_frames(a: &[usize], b: &[usize]) -> bool {
+    // The innermost frame first: it is the one most likely to differ.
+    a.len() == b.len()
+        && a.first() == b.first()
+        && a.iter().zip(b).fold(0, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 fn matches(id: u32, hash: u64, frames: &[usize]) -> bool {
-    record(id)
-        .is_some_and(|r| r.hash == hash && r.len == frames.len() && r.frames[..r.len] == *frames)
+    record(id).is_some_and(|r| r.hash == hash && same_frames(r.frames(), frames))
 }
 
 /// Finds `frames` in the indexes, newest first.
@@ -237,9 +263,11 @@ fn new_record(hash: u64, frames: &[usize]) -> Option<u32> {
     // SAFETY: `chunk` is a published, never-freed chunk; record `i % CHUNK` is
     // ours alone (ids are handed out once) until its id is published below.
     let r = unsafe { &mut (*chunk)[i % CHUNK] };
+    let len = frames.len().min(MAX_FRAMES);
     r.hash = hash;
-    r.len = frames.len();
-    r.frames[..frames.len()].copy_from_slice(frames);
+    r.len = len as u32;
+    r.id = id;
+    r.frames[..len].copy_from_slice(&frames[..len]);
     Some(id)
 }
 
@@ -279,6 +307,10 @@ const CACHE: usize = 256;
 
 thread_local! {
     static LAST: [Cell<(u64, u32)>; CACHE] = const { [EMPTY; CACHE] };
+    /// The record of the thread's last lookup (null: none yet). Records are
+    /// never freed or moved, and written before they are published, so the
+    /// pointer stays valid and its frames and id never change.
+    static MEMO: Cell<*const Record> = const { Cell::new(ptr::null()) };
 }
 #[allow(clippy::declare_interior_mutable_const)] // only to build LAST
 const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
@@ -287,32 +319,61 @@ const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[inline(always)]
 pub(crate) fn current() -> u32 {
-    let mut buf = [0usize; MAX_FRAMES];
+    // Not zeroed: only the prefix `capture` writes is read.
+    let mut buf = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
     let depth = DEPTH.load(Relaxed).min(MAX_FRAMES);
-    let n = backtrace::capture(&mut buf[..depth]);
-    lookup(&buf[..n])
+    let n = backtrace::capture(buf.get_mut(..depth).unwrap_or(&mut [])).min(depth);
+    // SAFETY: `capture` returned `n`, so it wrote `buf[..n]` (its contract), and
+    // `n <= depth <= MAX_FRAMES`: the first `n` words of `buf` are initialised
+    // `usize`s, and `MaybeUninit<usize>` has the layout of `usize`.
+    let frames = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<usize>(), n) };
+    lookup(frames)
 }
 
 /// The site id of `frames`. Hook-safe: no allocation through the global
 /// allocator, no lock, no panic.
-#[inline]
+#[inline(always)]
 pub(crate) fn lookup(frames: &[usize]) -> u32 {
+    let last = MEMO.try_with(Cell::get).unwrap_or(ptr::null());
+    if !last.is_null() {
+        // SAFETY: `MEMO` only holds published records (see `lookup_unmemoised`), which
+        // are never freed, moved or written again.
+        let r = unsafe { &*last };
+        if same_frames(r.frames(), frames) {
+            return r.id;
+        }
+    }
+    lookup_unmemoised(frames)
+}
+
+/// [`lookup`] past the memo: the cache, then the table; remembers the record.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[inline(never)]
+fn lookup_unmemoised(frames: &[usize]) -> u32 {
     let h = hash(frames);
-    let cached = LAST
-        .try_with(|c| {
-            let (ch, id) = c[h as usize % CACHE].get();
-            (ch == h && matches(id, h, frames)).then_some(id)
-        })
-        .ok()
-        .flatten();
-    if let Some(id) = cached {
-        return id;
+    let slot = h as usize % CACHE;
+    let (cached_hash, cached_id) = LAST.try_with(|c| c[slot].get()).unwrap_or((0, 0));
+    if cached_hash == h {
+        if let Some(r) =
+            record(cached_id).filter(|r| r.hash == h && same_frames(r.frames(), frames))
+        {
+            remember(r);
+            return cached_id;
+        }
     }
     let id = intern(h, frames);
-    if id != 0 {
-        let _ = LAST.try_with(|c| c[h as usize % CACHE].set((h, id)));
+    if let Some(r) = record(id) {
+        let _ = LAST.try_with(|c| c[slot].set((h, id)));
+        remember(r);
     }
     id
+}
+
+/// Makes `r` the thread's memo. `r` must be a published record.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn remember(r: &'static Record) {
+    let _ = MEMO.try_with(|m| m.set(r));
 }
 
 #[cfg(test)]
@@ -362,6 +423,26 @@ mod tests {
             for (i, &id) in ids.iter().enumerate() {
                 assert_eq!(frames(id), &[0xbeef_0000 + i]);
             }
+        }
+    }
+
+    #[test]
+    fn the_last_stack_is_a_hit_only_when_every_frame_matches() {
+        let base: Vec<usize> = (0..MAX_FRAMES).map(|i| 0x7a00_0000 + 16 * i).collect();
+        let id = lookup(&base);
+        assert_ne!(id, 0);
+        for i in 0..MAX_FRAMES {
+            // Right after `base`, so `base` is the memo each time.
+            assert_eq!(lookup(&base), id);
+            let mut other = base.clone();
+            other[i] ^= 8;
+            let other_id = lookup(&other);
+            assert_ne!(other_id, id, "frame {i} differs");
+            assert_eq!(frames(other_id), &other[..]);
+            assert_eq!(lookup(&base), id);
+            let prefix_id = lookup(&base[..i]);
+            assert_ne!(prefix_id, id, "{i} frames of {MAX_FRAMES}");
+            assert_eq!(frames(prefix_id), &base[..i]);
         }
     }
 

@@ -79,16 +79,24 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// docs for the choice).
 const MAX_FRAME_BYTES: usize = 1 << 20;
 
+use core::mem::MaybeUninit;
+
 /// Bytes in a stack word.
 const WORD: usize = core::mem::size_of::<usize>();
+
+// `is_aligned_jump` divides by rotating: both must be powers of two / multiples.
+const _: () = assert!(WORD.is_power_of_two() && MAX_FRAME_BYTES % WORD == 0);
 
 /// Fills `out` with the return addresses of the current call stack, innermost first:
 /// `out[0]` is where the function that this call is inlined into returns to. Returns how
 /// many were written: at most `min(out.len(), MAX_DEPTH)`, and 0 where unsupported.
 ///
+/// `out` may be uninitialised (the hook passes a stack buffer it does not zero): the
+/// returned count `n` promises that `out[..n]` has been written; the rest is untouched.
+///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-pub(crate) fn capture(out: &mut [usize]) -> usize {
+pub(crate) fn capture(out: &mut [MaybeUninit<usize>]) -> usize {
     #[cfg(all(
         any(target_arch = "x86_64", target_arch = "aarch64"),
         any(target_os = "linux", target_os = "android")
@@ -106,6 +114,25 @@ pub(crate) fn capture(out: &mut [usize]) -> usize {
     }
 }
 
+/// [`capture`] into initialised words (tests).
+#[cfg(test)]
+#[inline(always)]
+pub(crate) fn capture_words(out: &mut [usize]) -> usize {
+    capture(as_uninit(out))
+}
+
+/// Views initialised words as possibly uninitialised ones, for a writer that only ever
+/// stores initialised values into them.
+#[cfg(test)]
+fn as_uninit(out: &mut [usize]) -> &mut [MaybeUninit<usize>] {
+    let len = out.len();
+    let p = out.as_mut_ptr().cast::<MaybeUninit<usize>>();
+    // SAFETY: `MaybeUninit<usize>` has the layout of `usize`, so `p` addresses `len` of
+    // them in the same exclusively borrowed allocation; the callers (`capture`, `walk`)
+    // only write initialised `usize`s, so `out` stays valid when the borrow ends.
+    unsafe { core::slice::from_raw_parts_mut(p, len) }
+}
+
 /// [`capture`] where the walk is supported.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
@@ -114,7 +141,7 @@ pub(crate) fn capture(out: &mut [usize]) -> usize {
     any(target_os = "linux", target_os = "android")
 ))]
 #[inline(always)]
-fn capture_live(out: &mut [usize]) -> usize {
+fn capture_live(out: &mut [MaybeUninit<usize>]) -> usize {
     let fp = arch::frame_pointer();
     let sp = arch::stack_pointer();
     let thread = stack_bounds::current();
@@ -196,24 +223,29 @@ impl FrameMemory for LiveStack {
 }
 
 /// Follows the frame-record chain from `fp`, writing return addresses to `out`; returns
-/// how many. Every record is validated before it is read (module docs, "Invariants").
+/// how many (`out[..n]` is then written). Every record is validated before it is read
+/// (module docs, "Invariants").
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
+fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) -> usize {
     let (lo, hi) = mem.bounds();
     // The highest address a record may start at; every later record is above
     // the first, so `lo <= fp` needs checking only once.
     let Some(top) = hi.checked_sub(2 * WORD) else {
         return 0;
     };
-    if fp < lo {
+    // Every later `fp` is checked for alignment before it is followed (below).
+    if fp < lo || fp % WORD != 0 {
         return 0;
     }
+    let limit = out.len().min(MAX_DEPTH);
     let mut written = 0;
-    for slot in out.iter_mut().take(MAX_DEPTH) {
-        // The record [fp, fp + 2 words) lies in [lo, hi) and is word-aligned.
-        if fp > top || fp % WORD != 0 {
+    // One counter for the slot and the count: fewer instructions per frame.
+    while written < limit {
+        // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is
+        // word-aligned: checked before the loop, or before following it).
+        if fp > top {
             break;
         }
         // SAFETY: `fp` is word-aligned, `lo <= fp` (checked before the loop, and
@@ -227,18 +259,32 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [usize]) -> usize {
         if ret == 0 {
             break;
         }
-        *slot = ret;
+        if let Some(slot) = out.get_mut(written) {
+            slot.write(ret);
+        }
         written += 1;
         // Strictly increasing (this also stops at a null fp, and keeps every
-        // later record above `lo`), and a bounded jump. Two compares: a
-        // wrapping `next - fp` alone would let a jump past the top of the
-        // address space come back around to low addresses.
-        if next <= fp || next - fp > MAX_FRAME_BYTES {
+        // later record above `lo`); then a bounded jump to a word-aligned
+        // record. Two compares: a wrapping `next - fp` alone would let a jump
+        // past the top of the address space come back around to low addresses.
+        if next <= fp || !is_aligned_jump(next - fp) {
             break;
         }
         fp = next;
     }
     written
+}
+
+/// Whether a jump of `delta` bytes from a word-aligned record lands on a word-aligned
+/// one at most [`MAX_FRAME_BYTES`] away: `delta % WORD == 0 && delta <= MAX_FRAME_BYTES`,
+/// in one compare. Rotating right by log2(WORD) bits moves any misalignment into the
+/// top bits (making the value huge) and divides an aligned `delta` by `WORD` exactly;
+/// `MAX_FRAME_BYTES` is a multiple of `WORD`, so the bound divides exactly too.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn is_aligned_jump(delta: usize) -> bool {
+    delta.rotate_right(WORD.trailing_zeros()) <= MAX_FRAME_BYTES / WORD
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]

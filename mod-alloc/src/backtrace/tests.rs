@@ -90,7 +90,7 @@ impl FakeStack {
 
     fn walk_into(&self, fp: usize, out: &mut [usize]) -> usize {
         self.reads.borrow_mut().clear();
-        walk(self, fp, out)
+        walk(self, fp, as_uninit(out))
     }
 }
 
@@ -158,6 +158,19 @@ fn walk_stops_at_the_length_of_out() {
 }
 
 #[test]
+fn walk_writes_only_the_slots_it_counts() {
+    // The hook's buffer is not zeroed: what lies past the count must be untouched.
+    const POISON: usize = 0x5a5a_5a5a;
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 4);
+    let mut out = [POISON; 16];
+    let n = mem.walk_into(fps[0], &mut out);
+    assert_eq!(n, 4);
+    assert_eq!(out[..n], rets(4)[..]);
+    assert!(out[n..].iter().all(|&w| w == POISON));
+}
+
+#[test]
 fn walk_stops_at_max_depth_however_long_out_is() {
     let mut mem = FakeStack::new(LO, HI);
     let fps = chain(&mut mem, MAX_DEPTH + 10);
@@ -195,6 +208,23 @@ fn walk_accepts_an_fp_aligned_to_the_word_only() {
     mem.record(LO + 40, 0, 0x1001);
     let mut out = [0; 4];
     assert_eq!(mem.walk_into(LO + 8, &mut out), 2);
+}
+
+#[test]
+fn aligned_jump_check_is_alignment_and_bound_together() {
+    let mut deltas = vec![0, 1, WORD - 1, WORD, WORD + 1, 2 * WORD, 2 * WORD + 4];
+    for base in [MAX_FRAME_BYTES, usize::MAX, usize::MAX - WORD + 1, 1 << 63] {
+        deltas.extend((0..=2 * WORD).map(|k| base.wrapping_sub(WORD).wrapping_add(k)));
+    }
+    let mut rng = Rng(7);
+    deltas.extend((0..10_000).map(|_| rng.next() as usize >> rng.range(0, 64)));
+    for d in deltas {
+        assert_eq!(
+            is_aligned_jump(d),
+            d % WORD == 0 && d <= MAX_FRAME_BYTES,
+            "delta {d:#x}"
+        );
+    }
 }
 
 #[test]
@@ -468,7 +498,7 @@ mod live {
 
     #[inline(never)]
     fn chain_leaf(out: &mut [usize]) -> usize {
-        black_box(capture(black_box(out)))
+        black_box(capture_words(black_box(out)))
     }
 
     #[inline(never)]
@@ -524,7 +554,7 @@ mod live {
     #[inline(never)]
     fn recurse(depth: usize, out: &mut [usize]) -> usize {
         if depth == 0 {
-            black_box(capture(black_box(out)))
+            black_box(capture_words(black_box(out)))
         } else {
             black_box(recurse(depth - 1, black_box(out)))
         }
@@ -601,7 +631,7 @@ mod live {
         // SAFETY: `ctx` is the `&mut Forged` passed by `capture_through_forged_frame`,
         // not otherwise used until this returns.
         let forged = unsafe { &mut *ctx.cast::<Forged>() };
-        forged.n = capture(&mut forged.out);
+        forged.n = capture_words(&mut forged.out);
     }
 
     /// Captures from a callee of a hand-written frame whose saved fp is
