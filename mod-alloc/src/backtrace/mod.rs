@@ -79,6 +79,7 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// docs for the choice).
 const MAX_FRAME_BYTES: usize = 1 << 20;
 
+use core::cell::Cell;
 use core::mem::MaybeUninit;
 
 /// Bytes in a stack word.
@@ -154,7 +155,76 @@ fn capture_live(out: &mut [MaybeUninit<usize>]) -> usize {
     // stays so during the walk (only memory below `sp` may change, and nothing else
     // runs on this thread during it).
     let stack = unsafe { LiveStack::new(sp, thread.hi) };
-    walk(&stack, fp, out)
+    // The thread's prediction Cells have no destructor: `try_with` only fails if
+    // thread-locals are unusable, and then the walk goes without.
+    LAST_CHAIN
+        .try_with(|chain| walk(&stack, fp, out, chain))
+        .unwrap_or_else(|_| walk(&stack, fp, out, &Chain::new()))
+}
+
+/// Frame records a [`Chain`] remembers: the deepest capture the call-site table keeps.
+const CHAIN_LEN: usize = 32;
+
+/// Where a thread's last walk found its frame records, to predict the next walk's.
+///
+/// A walk is a chain of dependent loads: each record's address is read from the one
+/// before, so 16 frames cost 16 load latencies one after another. Allocations made
+/// again from the same place find their records at the same addresses, so the walk
+/// reads record `k` at the address the last walk found it at, as soon as the
+/// prediction says, while checking (in a register compare that the processor
+/// predicts, not waits for) that it is indeed where the chain leads. The first
+/// mismatch falls back to following the chain. The prediction only decides *when*
+/// a record is read, never *which*: the walk reads exactly the records it would read
+/// without one, and validates them the same way, whatever the prediction holds.
+pub(crate) struct Chain {
+    len: Cell<usize>,
+    fps: [Cell<usize>; CHAIN_LEN],
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only to build `Chain::new`
+const NO_FP: Cell<usize> = Cell::new(0);
+
+impl Chain {
+    pub(crate) const fn new() -> Chain {
+        Chain {
+            len: Cell::new(0),
+            fps: [NO_FP; CHAIN_LEN],
+        }
+    }
+
+    /// The walk visited `n` records (the first `CHAIN_LEN` are in `fps`).
+    #[inline(always)]
+    fn visited(&self, n: usize) {
+        self.len.set(n.min(CHAIN_LEN));
+    }
+}
+
+std::thread_local! {
+    static LAST_CHAIN: Chain = const { Chain::new() };
+}
+
+/// `x`, as a value the compiler cannot prove equal to anything else. The predicted
+/// walk reads a record through its predicted address once that compared equal to the
+/// chained one; without this, the compiler reads through the chained one instead
+/// (they are equal) and brings the dependency back.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn opaque(x: usize) -> usize {
+    #[cfg(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri)))]
+    {
+        let mut x = x;
+        // SAFETY: the template is a comment: no instruction runs; no memory, stack or
+        // flags are touched (as the options promise) and `x` is unchanged.
+        unsafe {
+            core::arch::asm!("/* {0} */", inout(reg) x, options(nomem, nostack, preserves_flags))
+        };
+        x
+    }
+    #[cfg(not(all(any(target_arch = "x86_64", target_arch = "aarch64"), not(miri))))]
+    {
+        x
+    }
 }
 
 /// Word-addressed memory holding frame records: the live stack, or a fake one in tests.
@@ -226,9 +296,18 @@ impl FrameMemory for LiveStack {
 /// how many (`out[..n]` is then written). Every record is validated before it is read
 /// (module docs, "Invariants").
 ///
+/// `chain` predicts where the records are and learns where they were (see [`Chain`]);
+/// whatever it holds, the records read, their order and the result are those of the
+/// plain chain-following walk.
+///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
-fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) -> usize {
+fn walk<M: FrameMemory>(
+    mem: &M,
+    mut fp: usize,
+    out: &mut [MaybeUninit<usize>],
+    chain: &Chain,
+) -> usize {
     let (lo, hi) = mem.bounds();
     // The highest address a record may start at; every later record is above
     // the first, so `lo <= fp` needs checking only once.
@@ -241,38 +320,94 @@ fn walk<M: FrameMemory>(mem: &M, mut fp: usize, out: &mut [MaybeUninit<usize>]) 
     }
     let limit = out.len().min(MAX_DEPTH);
     let mut written = 0;
+    // Predicted: while each record is where the last walk found it, read it through
+    // the predicted address, which does not wait for the previous record's load.
+    let predicted = chain.len.get().min(CHAIN_LEN).min(limit);
+    while written < predicted {
+        let at = chain.fps[written].get();
+        // The same address, in a register the compiler cannot replace by `fp`
+        // once they compare equal (made before the compare, so not from `fp`).
+        let through = opaque(at);
+        if at != fp {
+            break;
+        }
+        // `through == at == fp`: the same record, at an address known before the
+        // last load completed.
+        match read_record(mem, through, top) {
+            Some((ret, next)) => {
+                if let Some(slot) = out.get_mut(written) {
+                    slot.write(ret);
+                }
+                written += 1;
+                match next {
+                    Some(next) => fp = next,
+                    None => {
+                        chain.visited(written);
+                        return written;
+                    }
+                }
+            }
+            None => {
+                chain.visited(written + 1);
+                return written;
+            }
+        }
+    }
+    // Chained: each record's address comes from the one before.
     // One counter for the slot and the count: fewer instructions per frame.
     while written < limit {
-        // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is
-        // word-aligned: checked before the loop, or before following it).
-        if fp > top {
-            break;
+        if let Some(cell) = chain.fps.get(written) {
+            cell.set(fp);
         }
-        // SAFETY: `fp` is word-aligned, `lo <= fp` (checked before the loop, and
-        // each `fp` is above the previous one) and `fp + 2 * WORD <= hi` (checked
-        // just above).
-        let next = unsafe { mem.read_word(fp) };
-        // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
-        // `fp + 2 * WORD <= hi` (as above).
-        let saved_return = unsafe { mem.read_word(fp + WORD) };
-        let ret = mem.code_address(saved_return);
-        if ret == 0 {
-            break;
-        }
+        let Some((ret, next)) = read_record(mem, fp, top) else {
+            chain.visited(written + 1);
+            return written;
+        };
         if let Some(slot) = out.get_mut(written) {
             slot.write(ret);
         }
         written += 1;
-        // Strictly increasing (this also stops at a null fp, and keeps every
-        // later record above `lo`); then a bounded jump to a word-aligned
-        // record. Two compares: a wrapping `next - fp` alone would let a jump
-        // past the top of the address space come back around to low addresses.
-        if next <= fp || !is_aligned_jump(next - fp) {
-            break;
+        match next {
+            Some(next) => fp = next,
+            None => break,
         }
-        fp = next;
     }
+    chain.visited(written);
     written
+}
+
+/// Reads the frame record at `fp` if it lies in the stack: its return address (`None`
+/// when it is outside, or the return address is null: the walk stops there) and the next
+/// record's address, if the walk may follow it.
+///
+/// `fp` must be word-aligned and at least `lo`, and `top` is `hi - 2 words` for the
+/// bounds `(lo, hi)` of `mem`: the walk's invariants.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn read_record<M: FrameMemory>(mem: &M, fp: usize, top: usize) -> Option<(usize, Option<usize>)> {
+    // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is word-aligned and
+    // at least `lo`: checked before the walk's first record, or before following
+    // a saved fp, which is always above the record holding it).
+    if fp > top {
+        return None;
+    }
+    // SAFETY: `fp` is word-aligned, `lo <= fp` (caller contract) and
+    // `fp + 2 * WORD <= hi` (checked just above).
+    let next = unsafe { mem.read_word(fp) };
+    // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
+    // `fp + 2 * WORD <= hi` (as above).
+    let saved_return = unsafe { mem.read_word(fp + WORD) };
+    let ret = mem.code_address(saved_return);
+    if ret == 0 {
+        return None;
+    }
+    // Strictly increasing (this also stops at a null fp, and keeps every later record
+    // above `lo`); then a bounded jump to a word-aligned record. Two compares: a
+    // wrapping `next - fp` alone would let a jump past the top of the address space
+    // come back around to low addresses.
+    let follow = next > fp && is_aligned_jump(next - fp);
+    Some((ret, follow.then_some(next)))
 }
 
 /// Whether a jump of `delta` bytes from a word-aligned record lands on a word-aligned

@@ -89,8 +89,13 @@ impl FakeStack {
     }
 
     fn walk_into(&self, fp: usize, out: &mut [usize]) -> usize {
+        self.walk_predicted(fp, out, &Chain::new())
+    }
+
+    /// The walk with `chain`'s prediction (and teaching it).
+    fn walk_predicted(&self, fp: usize, out: &mut [usize], chain: &Chain) -> usize {
         self.reads.borrow_mut().clear();
-        walk(self, fp, as_uninit(out))
+        walk(self, fp, as_uninit(out), chain)
     }
 }
 
@@ -477,6 +482,87 @@ fn random_garbage_stacks_give_checked_chains_and_never_read_out_of_bounds() {
             );
         }
     }
+}
+
+/// A chain predicting `fps` (its first `CHAIN_LEN`).
+fn predicting(fps: &[usize]) -> Chain {
+    let chain = Chain::new();
+    for (cell, &fp) in chain.fps.iter().zip(fps) {
+        cell.set(fp);
+    }
+    chain.len.set(fps.len().min(CHAIN_LEN));
+    chain
+}
+
+/// Predictions that are right, right for a prefix, shifted, or garbage (in and out of
+/// the bounds, misaligned).
+fn predictions(rng: &mut Rng, truth: &[usize], lo: usize, hi: usize) -> Vec<Vec<usize>> {
+    let mut wrong_from = truth.to_vec();
+    if !wrong_from.is_empty() {
+        let j = rng.range(0, wrong_from.len());
+        wrong_from[j] = wrong_from[j].wrapping_add(WORD * rng.range(1, 4));
+    }
+    let garbage = (0..rng.range(0, CHAIN_LEN + 4))
+        .map(|_| match rng.next() % 3 {
+            0 => lo.wrapping_add(rng.range(0, 4096)),
+            1 => hi.wrapping_sub(rng.range(0, 64)),
+            _ => rng.next() as usize,
+        })
+        .collect();
+    vec![
+        Vec::new(),
+        truth.to_vec(),
+        truth[..truth.len() / 2].to_vec(),
+        truth.iter().skip(1).copied().collect(),
+        wrong_from,
+        garbage,
+    ]
+}
+
+#[test]
+fn a_prediction_never_changes_what_the_walk_reads_or_returns() {
+    for seed in 0..2000 {
+        let (mem, start, _, what) = generated_stack(seed);
+        let mut rng = Rng(seed ^ 0x5eed);
+        let out_len = rng.range(0, MAX_DEPTH + 20);
+        let mut plain = vec![0; out_len];
+        let n = mem.walk_into(start, &mut plain);
+        let reads = mem.reads.borrow().clone();
+        // The records the plain walk visited, as a walk teaches its chain.
+        let learned = Chain::new();
+        mem.walk_predicted(start, &mut vec![0; out_len], &learned);
+        let visited: Vec<usize> = learned.fps[..learned.len.get()]
+            .iter()
+            .map(Cell::get)
+            .collect();
+        // It learned the records read, in order, and maybe the address where the
+        // walk stopped without reading (a record past the top of the stack).
+        let read: Vec<usize> = reads.chunks(2).map(|r| r[0]).take(CHAIN_LEN).collect();
+        assert!(
+            visited.starts_with(&read) && visited.len() <= (read.len() + 1).min(CHAIN_LEN),
+            "{what}: the chain learned {visited:x?}, the walk read {read:x?}"
+        );
+        for guess in predictions(&mut rng, &visited, mem.lo, mem.hi) {
+            let chain = predicting(&guess);
+            let mut out = vec![0; out_len];
+            let m = mem.walk_predicted(start, &mut out, &chain);
+            assert_eq!((m, &out[..m]), (n, &plain[..n]), "{what}, guess {guess:x?}");
+            assert_eq!(*mem.reads.borrow(), reads, "{what}, guess {guess:x?}");
+        }
+    }
+}
+
+#[test]
+fn a_right_prediction_reads_through_its_own_addresses_and_is_kept() {
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 20);
+    let chain = predicting(&fps);
+    let mut out = [0; 16];
+    assert_eq!(mem.walk_predicted(fps[0], &mut out, &chain), 16);
+    assert_eq!(out[..], rets(16)[..]);
+    assert_eq!(chain.len.get(), 16);
+    let kept: Vec<usize> = chain.fps[..16].iter().map(Cell::get).collect();
+    assert_eq!(kept, fps[..16]);
 }
 
 /// The live stack, where the walk is supported.
