@@ -101,7 +101,7 @@ fn chained_walks(n: u64) {
     walks(n, true);
 }
 
-/// Times bare walks against `System` pairs at depth [`FRAMES`] and prints the
+/// Times bare walks against `System` pairs at depth `FRAMES` (16) and prints the
 /// medians and their ratio.
 pub fn run(budget_ms: u64) {
     if frame_pointer() == 0 {
