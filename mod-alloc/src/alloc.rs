@@ -244,6 +244,7 @@ fn on_alloc_fast(size: usize) -> Option<Header> {
     Some(on_alloc(size))
 }
 
+/// Without `std` every event is one path: always counted.
 #[cfg(not(feature = "std"))]
 #[inline(always)]
 fn on_free_fast(h: &Header, size: usize) -> bool {
@@ -256,6 +257,9 @@ fn on_free_fast(h: &Header, size: usize) -> bool {
 /// value alive across a call and save no registers.
 impl<A: GlobalAlloc> ModAlloc<A> {
     /// `alloc` or `alloc_zeroed` for any layout.
+    ///
+    /// # Safety
+    /// The contract of `GlobalAlloc::alloc`.
     #[cold]
     #[inline(never)]
     unsafe fn alloc_general(&self, layout: Layout, zeroed: bool) -> *mut u8 {
