@@ -54,8 +54,10 @@
 //! (about a nanosecond per frame here). Each thread remembers where its last walk found
 //! its records (a [`Chain`]); while the walk finds each record where it was last time,
 //! it reads it through the remembered address, which the processor knows early, and
-//! only checks that the chain indeed leads there. The prediction changes when records
-//! are read, never which: the same records, in the same order, with the same checks.
+//! only checks that the chain indeed leads there. The checks above are properties of
+//! the records' addresses, which the remembered walk already made for the same
+//! addresses; the first record off the prediction is checked again. The walk reads the
+//! same records, in the same order, as without a prediction.
 //!
 //! # Stack bounds
 //!
@@ -167,7 +169,16 @@ fn capture_live(out: &mut [MaybeUninit<usize>]) -> usize {
     // The thread's prediction Cells have no destructor: `try_with` only fails if
     // thread-locals are unusable, and then the walk goes without.
     LAST_CHAIN
-        .try_with(|chain| walk(&stack, fp, out, chain))
+        .try_with(|chain| {
+            if chain.busy.replace(true) {
+                // A walk inside a walk (a signal handler allocating inside the hook):
+                // it neither uses nor teaches the chain, which keeps one walk's records.
+                return walk(&stack, fp, out, &Chain::new());
+            }
+            let n = walk(&stack, fp, out, chain);
+            chain.busy.set(false);
+            n
+        })
         .unwrap_or_else(|_| walk(&stack, fp, out, &Chain::new()))
 }
 
@@ -182,10 +193,19 @@ const CHAIN_LEN: usize = 32;
 /// reads record `k` at the address the last walk found it at, as soon as the
 /// prediction says, while checking (in a register compare that the processor
 /// predicts, not waits for) that it is indeed where the chain leads. The first
-/// mismatch falls back to following the chain. The prediction only decides *when*
-/// a record is read, never *which*: the walk reads exactly the records it would read
-/// without one, and validates them the same way, whatever the prediction holds.
+/// mismatch falls back to following the chain.
+///
+/// Invariant: `fps[..len]` are the records one walk on this thread read, in order:
+/// each word-aligned and at most `top`, and each link from one to the next passing the
+/// walk's checks (strictly increasing, a bounded word-aligned jump). These are
+/// properties of the addresses alone, so when the records the walk reaches are at the
+/// same addresses, in the same order, they hold again: the walk does not check them
+/// again, and reads, in the same order, exactly the records the plain walk would read.
+/// `busy` keeps the invariant: a walk that starts while another one runs on the same
+/// thread (a signal handler allocating) uses and teaches no chain, so no chain mixes
+/// two walks' records.
 pub(crate) struct Chain {
+    busy: Cell<bool>,
     len: Cell<usize>,
     fps: [Cell<usize>; CHAIN_LEN],
 }
@@ -196,15 +216,10 @@ const NO_FP: Cell<usize> = Cell::new(0);
 impl Chain {
     pub(crate) const fn new() -> Chain {
         Chain {
+            busy: Cell::new(false),
             len: Cell::new(0),
             fps: [NO_FP; CHAIN_LEN],
         }
-    }
-
-    /// The walk visited `n` records (the first `CHAIN_LEN` are in `fps`).
-    #[inline(always)]
-    fn visited(&self, n: usize) {
-        self.len.set(n.min(CHAIN_LEN));
     }
 }
 
@@ -303,11 +318,9 @@ impl FrameMemory for LiveStack {
 
 /// Follows the frame-record chain from `fp`, writing return addresses to `out`; returns
 /// how many (`out[..n]` is then written). Every record is validated before it is read
-/// (module docs, "Invariants").
-///
-/// `chain` predicts where the records are and learns where they were (see [`Chain`]);
-/// whatever it holds, the records read, their order and the result are those of the
-/// plain chain-following walk.
+/// (module docs, "Invariants"), directly or, while the walk follows `chain`'s prediction,
+/// by the chain's invariant (see [`Chain`]), which the walk keeps by teaching `chain`
+/// the records it read.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
@@ -329,94 +342,85 @@ fn walk<M: FrameMemory>(
     }
     let limit = out.len().min(MAX_DEPTH);
     let mut written = 0;
-    // Predicted: while each record is where the last walk found it, read it through
-    // the predicted address, which does not wait for the previous record's load.
+
+    // Predicted: while each record is where the chain's walk found it. Record 0 is the
+    // start (checked above); record `k > 0` is reached from record `k - 1`, which is
+    // `chain.fps[k - 1]`, by the saved fp `chain.fps[k]`: a link that walk checked.
     let predicted = chain.len.get().min(CHAIN_LEN).min(limit);
+    let mut last = None;
     while written < predicted {
         let at = chain.fps[written].get();
-        // The same address, in a register the compiler cannot replace by `fp`
-        // once they compare equal (made before the compare, so not from `fp`).
+        // The same address, in a register the compiler cannot replace by `fp` once
+        // they compare equal (made before the compare, so not from `fp`): the read
+        // below then need not wait for the load that gave `fp`.
         let through = opaque(at);
         if at != fp {
             break;
         }
-        // `through == at == fp`: the same record, at an address known before the
-        // last load completed.
-        match read_record(mem, through, top) {
-            Some((ret, next)) => {
-                if let Some(slot) = out.get_mut(written) {
-                    slot.write(ret);
-                }
-                written += 1;
-                match next {
-                    Some(next) => fp = next,
-                    None => {
-                        chain.visited(written);
-                        return written;
-                    }
-                }
-            }
-            None => {
-                chain.visited(written + 1);
-                return written;
-            }
-        }
-    }
-    // Chained: each record's address comes from the one before.
-    // One counter for the slot and the count: fewer instructions per frame.
-    while written < limit {
-        if let Some(cell) = chain.fps.get(written) {
-            cell.set(fp);
-        }
-        let Some((ret, next)) = read_record(mem, fp, top) else {
-            chain.visited(written + 1);
+        // SAFETY: `through == fp`, a record the chain's walk read: word-aligned, at
+        // most `top`, and at least `lo` (the start is, and every link increases).
+        let next = unsafe { mem.read_word(through) };
+        // SAFETY: as above, `fp + WORD` lies in the same record.
+        let saved_return = unsafe { mem.read_word(through + WORD) };
+        let ret = mem.code_address(saved_return);
+        if ret == 0 {
+            // The chain still holds this walk's records up to here.
+            chain.len.set(written + 1);
             return written;
-        };
+        }
         if let Some(slot) = out.get_mut(written) {
             slot.write(ret);
         }
         written += 1;
-        match next {
-            Some(next) => fp = next,
-            None => break,
+        last = Some(fp);
+        fp = next;
+    }
+    // Off the prediction: the link from the last predicted record to `fp` has not
+    // been checked (the chain did not vouch for it).
+    if let Some(from) = last {
+        if !(fp > from && is_aligned_jump(fp - from)) {
+            chain.len.set(written);
+            return written;
         }
     }
-    chain.visited(written);
-    written
-}
 
-/// Reads the frame record at `fp` if it lies in the stack: its return address (`None`
-/// when it is outside, or the return address is null: the walk stops there) and the next
-/// record's address, if the walk may follow it.
-///
-/// `fp` must be word-aligned and at least `lo`, and `top` is `hi - 2 words` for the
-/// bounds `(lo, hi)` of `mem`: the walk's invariants.
-///
-/// Hook-safe: no allocation, no lock, no panic.
-#[inline(always)]
-fn read_record<M: FrameMemory>(mem: &M, fp: usize, top: usize) -> Option<(usize, Option<usize>)> {
-    // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is word-aligned and
-    // at least `lo`: checked before the walk's first record, or before following
-    // a saved fp, which is always above the record holding it).
-    if fp > top {
-        return None;
+    // Chained: each record's address comes from the one before.
+    // One counter for the slot and the count: fewer instructions per frame.
+    while written < limit {
+        // The record [fp, fp + 2 words) lies in [lo, hi) (and `fp` is word-aligned
+        // and at least `lo`: checked before the walk's first record, or before
+        // following a saved fp, which is always above the record holding it).
+        if fp > top {
+            break;
+        }
+        if let Some(cell) = chain.fps.get(written) {
+            cell.set(fp);
+        }
+        // SAFETY: `fp` is word-aligned, `lo <= fp` and `fp + 2 * WORD <= hi` (above).
+        let next = unsafe { mem.read_word(fp) };
+        // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
+        // `fp + 2 * WORD <= hi` (as above).
+        let saved_return = unsafe { mem.read_word(fp + WORD) };
+        let ret = mem.code_address(saved_return);
+        if ret == 0 {
+            chain.len.set((written + 1).min(CHAIN_LEN));
+            return written;
+        }
+        if let Some(slot) = out.get_mut(written) {
+            slot.write(ret);
+        }
+        written += 1;
+        // Strictly increasing (this also stops at a null fp, and keeps every later
+        // record above `lo`); then a bounded jump to a word-aligned record. Two
+        // compares: a wrapping `next - fp` alone would let a jump past the top of the
+        // address space come back around to low addresses.
+        if next <= fp || !is_aligned_jump(next - fp) {
+            break;
+        }
+        fp = next;
     }
-    // SAFETY: `fp` is word-aligned, `lo <= fp` (caller contract) and
-    // `fp + 2 * WORD <= hi` (checked just above).
-    let next = unsafe { mem.read_word(fp) };
-    // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
-    // `fp + 2 * WORD <= hi` (as above).
-    let saved_return = unsafe { mem.read_word(fp + WORD) };
-    let ret = mem.code_address(saved_return);
-    if ret == 0 {
-        return None;
-    }
-    // Strictly increasing (this also stops at a null fp, and keeps every later record
-    // above `lo`); then a bounded jump to a word-aligned record. Two compares: a
-    // wrapping `next - fp` alone would let a jump past the top of the address space
-    // come back around to low addresses.
-    let follow = next > fp && is_aligned_jump(next - fp);
-    Some((ret, follow.then_some(next)))
+    chain.len.set(written.min(CHAIN_LEN));
+    written
 }
 
 /// Whether a jump of `delta` bytes from a word-aligned record lands on a word-aligned

@@ -494,60 +494,91 @@ fn predicting(fps: &[usize]) -> Chain {
     chain
 }
 
-/// Predictions that are right, right for a prefix, shifted, or garbage (in and out of
-/// the bounds, misaligned).
-fn predictions(rng: &mut Rng, truth: &[usize], lo: usize, hi: usize) -> Vec<Vec<usize>> {
-    let mut wrong_from = truth.to_vec();
-    if !wrong_from.is_empty() {
-        let j = rng.range(0, wrong_from.len());
-        wrong_from[j] = wrong_from[j].wrapping_add(WORD * rng.range(1, 4));
+/// Ways a stack can change between two walks that share a chain.
+fn mutate(rng: &mut Rng, mem: &mut FakeStack, visited: &[usize]) -> String {
+    if visited.is_empty() {
+        return "nothing to change".into();
     }
-    let garbage = (0..rng.range(0, CHAIN_LEN + 4))
-        .map(|_| match rng.next() % 3 {
-            0 => lo.wrapping_add(rng.range(0, 4096)),
-            1 => hi.wrapping_sub(rng.range(0, 64)),
-            _ => rng.next() as usize,
-        })
-        .collect();
-    vec![
-        Vec::new(),
-        truth.to_vec(),
-        truth[..truth.len() / 2].to_vec(),
-        truth.iter().skip(1).copied().collect(),
-        wrong_from,
-        garbage,
-    ]
+    let fp = visited[rng.range(0, visited.len())];
+    match rng.next() % 5 {
+        0 => "unchanged".into(),
+        1 => {
+            let ret = rng.next() as usize;
+            mem.words.insert(fp + WORD, ret);
+            format!("return address at {fp:#x} now {ret:#x}")
+        }
+        2 => {
+            // Another saved fp: the next record, one a little further, garbage, or
+            // one below.
+            let next = match rng.next() % 4 {
+                0 => visited.iter().copied().find(|&v| v > fp).unwrap_or(0),
+                1 => fp + WORD * rng.range(2, 64),
+                2 => rng.next() as usize,
+                _ => fp.saturating_sub(WORD * rng.range(1, 8)),
+            };
+            mem.words.insert(fp, next);
+            format!("saved fp at {fp:#x} now {next:#x}")
+        }
+        3 => {
+            mem.words.insert(fp + WORD, 0);
+            format!("null return address at {fp:#x}")
+        }
+        _ => {
+            mem.words.remove(&fp);
+            mem.words.remove(&(fp + WORD));
+            format!("record at {fp:#x} now garbage")
+        }
+    }
 }
 
 #[test]
-fn a_prediction_never_changes_what_the_walk_reads_or_returns() {
-    for seed in 0..2000 {
-        let (mem, start, _, what) = generated_stack(seed);
+fn random_stacks_walked_with_a_learned_chain_read_and_return_what_plain_walks_do() {
+    for seed in 0..3000 {
+        let (mut mem, start, _, what) = generated_stack(seed);
         let mut rng = Rng(seed ^ 0x5eed);
         let out_len = rng.range(0, MAX_DEPTH + 20);
-        let mut plain = vec![0; out_len];
-        let n = mem.walk_into(start, &mut plain);
-        let reads = mem.reads.borrow().clone();
-        // The records the plain walk visited, as a walk teaches its chain.
-        let learned = Chain::new();
-        mem.walk_predicted(start, &mut vec![0; out_len], &learned);
-        let visited: Vec<usize> = learned.fps[..learned.len.get()]
-            .iter()
-            .map(Cell::get)
+        // A walk teaches a chain the records it read.
+        let chain = Chain::new();
+        mem.walk_predicted(start, &mut vec![0; out_len], &chain);
+        let first_reads = mem.reads.borrow().clone();
+        let learned: Vec<usize> = chain.fps[..chain.len.get()].iter().map(Cell::get).collect();
+        let read: Vec<usize> = first_reads
+            .chunks(2)
+            .map(|r| r[0])
+            .take(CHAIN_LEN)
             .collect();
-        // It learned the records read, in order, and maybe the address where the
-        // walk stopped without reading (a record past the top of the stack).
-        let read: Vec<usize> = reads.chunks(2).map(|r| r[0]).take(CHAIN_LEN).collect();
-        assert!(
-            visited.starts_with(&read) && visited.len() <= (read.len() + 1).min(CHAIN_LEN),
-            "{what}: the chain learned {visited:x?}, the walk read {read:x?}"
+        assert_eq!(
+            learned, read,
+            "{what}: the chain learned other records than were read"
         );
-        for guess in predictions(&mut rng, &visited, mem.lo, mem.hi) {
-            let chain = predicting(&guess);
+
+        // The stack changes, and the next walk starts at a record of the last one,
+        // or elsewhere; it reads and returns what the plain walk does.
+        for round in 0..4 {
+            let change = mutate(&mut rng, &mut mem, &learned);
+            let from = match rng.next() % 3 {
+                0 => start,
+                1 => learned
+                    .get(rng.range(0, learned.len().max(1)))
+                    .copied()
+                    .unwrap_or(start),
+                _ => mem.lo + WORD * rng.range(0, 64),
+            };
+            let mut plain = vec![0; out_len];
+            let n = mem.walk_into(from, &mut plain);
+            let reads = mem.reads.borrow().clone();
             let mut out = vec![0; out_len];
-            let m = mem.walk_predicted(start, &mut out, &chain);
-            assert_eq!((m, &out[..m]), (n, &plain[..n]), "{what}, guess {guess:x?}");
-            assert_eq!(*mem.reads.borrow(), reads, "{what}, guess {guess:x?}");
+            let m = mem.walk_predicted(from, &mut out, &chain);
+            let context = format!("{what}, round {round}: {change}, from {from:#x}");
+            assert_eq!((m, &out[..m]), (n, &plain[..n]), "{context}");
+            assert_eq!(*mem.reads.borrow(), reads, "{context}");
+            let relearned: Vec<usize> =
+                chain.fps[..chain.len.get()].iter().map(Cell::get).collect();
+            let read: Vec<usize> = reads.chunks(2).map(|r| r[0]).take(CHAIN_LEN).collect();
+            assert_eq!(
+                relearned, read,
+                "{context}: the chain learned other records"
+            );
         }
     }
 }
@@ -625,6 +656,26 @@ mod live {
     #[test]
     fn capture_returns_the_callers_innermost_first() {
         check_known_chain();
+    }
+
+    #[test]
+    fn a_capture_inside_a_capture_leaves_the_chain_alone() {
+        let mut out = [0; 8];
+        capture_words(&mut out);
+        let before: Vec<usize> =
+            LAST_CHAIN.with(|c| c.fps[..c.len.get()].iter().map(Cell::get).collect());
+        // As a signal handler's allocation inside the hook sees it.
+        LAST_CHAIN.with(|c| c.busy.set(true));
+        let n = chain_top(&mut out);
+        let during: Vec<usize> =
+            LAST_CHAIN.with(|c| c.fps[..c.len.get()].iter().map(Cell::get).collect());
+        // The outer walk's flag is the outer walk's to clear.
+        let still_busy = LAST_CHAIN.with(|c| c.busy.replace(false));
+        assert_eq!(during, before, "a nested walk taught the chain");
+        assert!(still_busy, "a nested walk cleared the outer walk's flag");
+        if FRAME_POINTERS {
+            assert!(n >= 3, "a nested walk still captures ({n} frames)");
+        }
     }
 
     #[test]
