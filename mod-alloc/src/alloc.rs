@@ -252,10 +252,43 @@ fn on_free_fast(h: &Header, size: usize) -> bool {
     true
 }
 
-/// The general paths: any layout, and events the fast path hands over.
-/// Cold and out of line, so that the fast paths in `GlobalAlloc` keep no
-/// value alive across a call and save no registers.
+/// The paths behind `GlobalAlloc`: the fast path that `alloc` and
+/// `alloc_zeroed` share, and the general paths (any layout, and events the
+/// fast paths hand over), cold and out of line, so that the fast paths keep
+/// no value alive across a call and save no registers.
 impl<A: GlobalAlloc> ModAlloc<A> {
+    /// `alloc` or `alloc_zeroed` (`zeroed`, a constant once inlined): the
+    /// fast path, or the general one for a layout it does not serve.
+    ///
+    /// # Safety
+    /// The contract of `GlobalAlloc::alloc`.
+    #[inline(always)]
+    unsafe fn alloc_fast(&self, layout: Layout, zeroed: bool) -> *mut u8 {
+        if !header::is_fast(layout) {
+            // SAFETY: our own contract, passed on.
+            return unsafe { self.alloc_general(layout, zeroed) };
+        }
+        // SAFETY: the layout is fast, so its size is at most FAST_MAX.
+        let outer = unsafe { header::fast_outer(layout.size()) };
+        let base = if zeroed {
+            // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
+            unsafe { self.inner.alloc_zeroed(outer) }
+        } else {
+            // SAFETY: as above.
+            unsafe { self.inner.alloc(outer) }
+        };
+        if base.is_null() {
+            return base;
+        }
+        match on_alloc_fast(layout.size()) {
+            // SAFETY: `base` is a live block of `fast_outer(size)`, which is
+            // `outer_layout(layout)` for a fast layout.
+            Some(h) => unsafe { header::write_fast(base, h) },
+            // SAFETY: as above.
+            None => unsafe { Self::count_alloc_fast(base, layout.size()) },
+        }
+    }
+
     /// `alloc` or `alloc_zeroed` for any layout.
     ///
     /// # Safety
@@ -371,45 +404,14 @@ impl<A: GlobalAlloc> ModAlloc<A> {
 unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if !header::is_fast(layout) {
-            // SAFETY: our own contract, passed on.
-            return unsafe { self.alloc_general(layout, false) };
-        }
-        // SAFETY: the layout is fast, so its size is at most FAST_MAX.
-        let outer = unsafe { header::fast_outer(layout.size()) };
-        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
-        let base = unsafe { self.inner.alloc(outer) };
-        if base.is_null() {
-            return base;
-        }
-        match on_alloc_fast(layout.size()) {
-            // SAFETY: `base` is a live block of `fast_outer(size)`, which is
-            // `outer_layout(layout)` for a fast layout.
-            Some(h) => unsafe { header::write_fast(base, h) },
-            // SAFETY: as above.
-            None => unsafe { Self::count_alloc_fast(base, layout.size()) },
-        }
+        // SAFETY: our own contract, passed on.
+        unsafe { self.alloc_fast(layout, false) }
     }
 
     #[inline(always)]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if !header::is_fast(layout) {
-            // SAFETY: our own contract, passed on.
-            return unsafe { self.alloc_general(layout, true) };
-        }
-        // SAFETY: the layout is fast, so its size is at most FAST_MAX.
-        let outer = unsafe { header::fast_outer(layout.size()) };
-        // SAFETY: `outer` is a valid layout of non-zero size (it holds the header).
-        let base = unsafe { self.inner.alloc_zeroed(outer) };
-        if base.is_null() {
-            return base;
-        }
-        match on_alloc_fast(layout.size()) {
-            // SAFETY: as in `alloc`.
-            Some(h) => unsafe { header::write_fast(base, h) },
-            // SAFETY: as in `alloc`.
-            None => unsafe { Self::count_alloc_fast(base, layout.size()) },
-        }
+        // SAFETY: our own contract, passed on.
+        unsafe { self.alloc_fast(layout, true) }
     }
 
     #[inline(always)]
@@ -429,7 +431,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
         // inner block's start.
         let base = unsafe { header::base_fast(ptr) };
         // SAFETY: the block was allocated by us with `layout`.
-        let outer = unsafe { header::block_outer(layout.size()) };
+        let outer = unsafe { header::fast_outer(layout.size()) };
         // SAFETY: `base` was allocated by `inner` with `outer_layout(layout)`,
         // which is `outer` for a small alignment.
         unsafe { self.inner.dealloc(base, outer) };
@@ -446,7 +448,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ModAlloc<A> {
         // SAFETY: same contract, and the alignment is small.
         let base = unsafe { header::base_fast(ptr) };
         // SAFETY: the block was allocated by us with `layout`.
-        let old_outer = unsafe { header::block_outer(layout.size()) };
+        let old_outer = unsafe { header::fast_outer(layout.size()) };
         // SAFETY: `new_size <= FAST_MAX` (checked above).
         let new_outer = unsafe { header::fast_outer(new_size) };
         // SAFETY: `base` was allocated by `inner` with `old_outer` (the outer

@@ -164,32 +164,22 @@ pub(crate) const fn is_fast_block(layout: Layout) -> bool {
     layout.align() <= FAST_ALIGN
 }
 
-/// [`outer_layout`] of a block we handed out with a layout for which
-/// [`is_fast_block`] holds, without any check.
+/// [`outer_layout`] of a layout of `size` bytes aligned to at most
+/// `FAST_ALIGN`, without any check: `(size + HEADER_SIZE, 16)`.
 /// Hook-safe: no allocation, no lock, no panic.
 ///
 /// # Safety
-/// A block of `size` bytes with such a layout was allocated through
-/// [`outer_layout`] (or [`fast_outer`]), so that layout was valid.
-#[inline(always)]
-pub(crate) const unsafe fn block_outer(size: usize) -> Layout {
-    // SAFETY: for an alignment <= FAST_ALIGN, `outer_layout` gives
-    // `(size + HEADER_SIZE, MIN_OUTER_ALIGN)`, and it was valid (caller
-    // contract).
-    unsafe { Layout::from_size_align_unchecked(size + HEADER_SIZE, MIN_OUTER_ALIGN) }
-}
-
-/// [`outer_layout`] of a fast layout of `size` bytes, without any check.
-/// Hook-safe: no allocation, no lock, no panic.
-///
-/// # Safety
-/// `size <= FAST_MAX` (true of any layout for which [`is_fast`] holds).
+/// That layout is valid: either `size <= FAST_MAX` (true of any layout for
+/// which [`is_fast`] holds), or a block of `size` bytes with such a layout
+/// (one for which [`is_fast_block`] holds) was allocated through
+/// [`outer_layout`], which checked it.
 #[inline(always)]
 pub(crate) const unsafe fn fast_outer(size: usize) -> Layout {
     // SAFETY: MIN_OUTER_ALIGN is a power of two, and `size + HEADER_SIZE`
-    // rounded up to it is at most `isize::MAX / 2 + 48 <= isize::MAX`
-    // (caller contract). This is what `outer_layout` computes for a layout
-    // with `align <= FAST_ALIGN`: offset HEADER_SIZE, alignment 16.
+    // rounded up to it is at most `isize::MAX`: `size <= FAST_MAX` gives at
+    // most `isize::MAX / 2 + 48`, and a block allocated through
+    // `outer_layout` had this very layout, checked then (caller contract).
+    // This is what `outer_layout` computes for an alignment <= FAST_ALIGN.
     unsafe { Layout::from_size_align_unchecked(size + HEADER_SIZE, MIN_OUTER_ALIGN) }
 }
 
@@ -341,7 +331,7 @@ mod tests {
         let big = Layout::from_size_align(FAST_MAX + 1, 16).unwrap();
         assert!(is_fast_block(big));
         // SAFETY: only computes the layout; `outer_layout(big)` is valid.
-        assert_eq!(Some(unsafe { block_outer(big.size()) }), outer_layout(big));
+        assert_eq!(Some(unsafe { fast_outer(big.size()) }), outer_layout(big));
         assert!(!is_fast_block(Layout::from_size_align(8, 32).unwrap()));
     }
 
