@@ -359,10 +359,7 @@ fn walk<M: FrameMemory>(
         }
         // SAFETY: `through == fp`, a record the chain's walk read: word-aligned, at
         // most `top`, and at least `lo` (the start is, and every link increases).
-        let next = unsafe { mem.read_word(through) };
-        // SAFETY: as above, `fp + WORD` lies in the same record.
-        let saved_return = unsafe { mem.read_word(through + WORD) };
-        let ret = mem.code_address(saved_return);
+        let (next, ret) = unsafe { read_record(mem, through) };
         if ret == 0 {
             // The chain still holds this walk's records up to here.
             chain.len.set(written + 1);
@@ -378,7 +375,7 @@ fn walk<M: FrameMemory>(
     // Off the prediction: the link from the last predicted record to `fp` has not
     // been checked (the chain did not vouch for it).
     if let Some(from) = last {
-        if !(fp > from && is_aligned_jump(fp - from)) {
+        if !is_link(from, fp) {
             chain.len.set(written);
             return written;
         }
@@ -397,11 +394,7 @@ fn walk<M: FrameMemory>(
             cell.set(fp);
         }
         // SAFETY: `fp` is word-aligned, `lo <= fp` and `fp + 2 * WORD <= hi` (above).
-        let next = unsafe { mem.read_word(fp) };
-        // SAFETY: `fp + WORD` is word-aligned, `lo <= fp + WORD` and
-        // `fp + 2 * WORD <= hi` (as above).
-        let saved_return = unsafe { mem.read_word(fp + WORD) };
-        let ret = mem.code_address(saved_return);
+        let (next, ret) = unsafe { read_record(mem, fp) };
         if ret == 0 {
             chain.len.set((written + 1).min(CHAIN_LEN));
             return written;
@@ -410,17 +403,42 @@ fn walk<M: FrameMemory>(
             slot.write(ret);
         }
         written += 1;
-        // Strictly increasing (this also stops at a null fp, and keeps every later
-        // record above `lo`); then a bounded jump to a word-aligned record. Two
-        // compares: a wrapping `next - fp` alone would let a jump past the top of the
-        // address space come back around to low addresses.
-        if next <= fp || !is_aligned_jump(next - fp) {
+        if !is_link(fp, next) {
             break;
         }
         fp = next;
     }
     chain.len.set(written.min(CHAIN_LEN));
     written
+}
+
+/// The frame record at `at`: the saved fp (the next record's address, unchecked)
+/// and the return address as a plain code address (0: the walk stops).
+///
+/// Hook-safe: no allocation, no lock, no panic.
+///
+/// # Safety
+///
+/// `at` is word-aligned and the record `[at, at + 2 words)` lies in `mem`'s bounds.
+#[inline(always)]
+unsafe fn read_record<M: FrameMemory>(mem: &M, at: usize) -> (usize, usize) {
+    // SAFETY: `at` is word-aligned and in bounds (caller contract).
+    let next = unsafe { mem.read_word(at) };
+    // SAFETY: `at + WORD` is word-aligned and in the same record (caller contract).
+    let saved_return = unsafe { mem.read_word(at + WORD) };
+    (next, mem.code_address(saved_return))
+}
+
+/// Whether the walk may follow a saved fp `to` from the record at `from`: strictly
+/// increasing (this also stops at a null fp, and keeps every later record above
+/// `lo`), then a bounded jump to a word-aligned record. Two compares: a wrapping
+/// `to - from` alone would let a jump past the top of the address space come back
+/// around to low addresses.
+///
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn is_link(from: usize, to: usize) -> bool {
+    to > from && is_aligned_jump(to - from)
 }
 
 /// Whether a jump of `delta` bytes from a word-aligned record lands on a word-aligned
