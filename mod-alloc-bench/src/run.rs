@@ -5,7 +5,8 @@
 //! `--only NAME[,NAME..]` (workloads to run), `--list` (print the workload
 //! names and exit), `--callgrind-pairs N` (no timing: N alloc+free pairs
 //! through the global allocator, then N on `System` directly, in two
-//! functions `scripts/callgrind-pairs` counts instructions of), `--walk-floor`
+//! functions `scripts/callgrind-pairs` counts instructions of; after
+//! `--depth D`, made under D extra frames of recursion), `--walk-floor`
 //! (no records: a bare frame-pointer walk timed against a `System` pair, see
 //! [`crate::walk_floor`]).
 
@@ -70,6 +71,7 @@ fn one(name: &str, budget: Budget, opts: &Options) -> Vec<Record> {
 pub fn run(opts: Options) {
     let mut budget_ms = 150u64;
     let mut only: Option<Vec<String>> = None;
+    let mut depth = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -79,10 +81,13 @@ pub fn run(opts: Options) {
                     .next()
                     .map(|v| v.split(',').map(str::to_string).collect())
             }
+            "--depth" => depth = args.next().and_then(|v| v.parse().ok()).unwrap_or(0),
             "--callgrind-pairs" => {
                 let n = args.next().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-                callgrind_global_pairs(n);
-                callgrind_direct_pairs(n);
+                workloads::depth::at_depth(depth, &mut || {
+                    callgrind_global_pairs(n);
+                    callgrind_direct_pairs(n);
+                });
                 return;
             }
             "--walk-floor" => {
@@ -96,7 +101,7 @@ pub fn run(opts: Options) {
                 return;
             }
             other => {
-                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list, --callgrind-pairs N, --walk-floor");
+                eprintln!("unknown argument {other:?}; expected --budget-ms N, --only NAMES, --list, [--depth D] --callgrind-pairs N, --walk-floor");
                 std::process::exit(2);
             }
         }

@@ -7,6 +7,7 @@
 //! allocation is still counted).
 //!
 //! ```text
+//! the walk's own memo (backtrace::Chain)  hit: the stack's words are the last ones
 //! per-thread memo (the last record)      hit: compare the frames with it, exactly
 //!   -> per-thread cache (256 x hash -> id)   hit: compare the frames with the record
 //!   -> index tables (2^12, 2^13, ... slots)  probe newest to oldest; insert in
@@ -319,15 +320,10 @@ const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[inline(always)]
 pub(crate) fn current() -> u32 {
-    // Not zeroed: only the prefix `capture` writes is read.
+    // Not zeroed: only the prefix `capture_site` writes is read.
     let mut buf = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
     let depth = DEPTH.load(Relaxed).min(MAX_FRAMES);
-    let n = backtrace::capture(buf.get_mut(..depth).unwrap_or(&mut [])).min(depth);
-    // SAFETY: `capture` returned `n`, so it wrote `buf[..n]` (its contract), and
-    // `n <= depth <= MAX_FRAMES`: the first `n` words of `buf` are initialised
-    // `usize`s, and `MaybeUninit<usize>` has the layout of `usize`.
-    let frames = unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<usize>(), n) };
-    lookup(frames)
+    backtrace::capture_site(buf.get_mut(..depth).unwrap_or(&mut []), lookup)
 }
 
 /// The site id of `frames`. Hook-safe: no allocation through the global

@@ -59,6 +59,12 @@
 //! addresses; the first record off the prediction is checked again. The walk reads the
 //! same records, in the same order, as without a prediction.
 //!
+//! The chain also keeps the return addresses the last walk returned. When every record
+//! holds the same two words as then and the walk ends the same way (same depth cap,
+//! same stack top), the result is the same: the walk writes nothing, and
+//! [`capture_site`] hands back the site it resolved last time, with no lookup. An
+//! allocation in a loop costs one compare per word read.
+//!
 //! # Stack bounds
 //!
 //! Each thread's `[lo, hi)` is cached in a const-initialised `thread_local!` `Cell`
@@ -108,22 +114,50 @@ const _: () = assert!(WORD.is_power_of_two() && MAX_FRAME_BYTES % WORD == 0);
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
+#[cfg_attr(not(test), allow(dead_code))] // the hook uses `capture_site`
 pub(crate) fn capture(out: &mut [MaybeUninit<usize>]) -> usize {
-    #[cfg(all(
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        any(target_os = "linux", target_os = "android")
-    ))]
-    {
-        capture_live(out)
-    }
-    #[cfg(not(all(
-        any(target_arch = "x86_64", target_arch = "aarch64"),
-        any(target_os = "linux", target_os = "android")
-    )))]
-    {
-        let _ = out;
-        0
-    }
+    with_thread_chain(out, &mut |chain, walked, out| {
+        walked.materialise(chain, out)
+    })
+}
+
+/// The site of the current call stack: `resolve` applied to its return addresses (as
+/// [`capture`] writes them into `out`), or, when the walk finds exactly the stack that
+/// this thread's last `capture_site` resolved (the same records holding the same
+/// words), that call's result again, without calling `resolve`. A result of 0 (an
+/// unknown site) is never reused.
+///
+/// Hook-safe if `resolve` is: no allocation, no lock, no panic.
+#[inline(always)]
+pub(crate) fn capture_site(
+    out: &mut [MaybeUninit<usize>],
+    resolve: impl FnOnce(&[usize]) -> u32,
+) -> u32 {
+    let mut resolve = Some(resolve);
+    with_thread_chain(out, &mut |chain, walked, out| {
+        if walked.same && chain.site.get() != 0 {
+            return chain.site.get();
+        }
+        let n = walked.materialise(chain, out);
+        // SAFETY: `materialise` returned `n`, so `out[..n]` is written (its contract).
+        let frames = unsafe { written(out, n) };
+        // Called once per `with_thread_chain`, so `resolve` is still there.
+        let site = resolve.take().map_or(0, |f| f(frames));
+        chain.site.set(site);
+        site
+    })
+}
+
+/// The first `n` words of `out`, which have been written.
+///
+/// # Safety
+///
+/// `n <= out.len()` and `out[..n]` is initialised.
+#[inline(always)]
+unsafe fn written(out: &[MaybeUninit<usize>], n: usize) -> &[usize] {
+    // SAFETY: (caller contract) `out[..n]` is in bounds and initialised, and
+    // `MaybeUninit<usize>` has the layout of `usize`.
+    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), n) }
 }
 
 /// [`capture`] into initialised words (tests).
@@ -145,47 +179,90 @@ fn as_uninit(out: &mut [usize]) -> &mut [MaybeUninit<usize>] {
     unsafe { core::slice::from_raw_parts_mut(p, len) }
 }
 
-/// [`capture`] where the walk is supported.
+/// Walks the current stack into `out` with this thread's [`Chain`], and gives the
+/// result to `then` with that chain. A walk nested in another on the same thread (a
+/// signal handler allocating inside the hook), or one without usable thread-locals,
+/// gets a chain of its own instead, which it neither reads nor leaves anything in.
+/// `then` runs once. Where the walk is unsupported it gets an empty result.
 ///
-/// Hook-safe: no allocation, no lock, no panic.
+/// Hook-safe if `then` is: no allocation, no lock, no panic.
+#[inline(always)]
+fn with_thread_chain<R>(
+    out: &mut [MaybeUninit<usize>],
+    then: &mut impl FnMut(&Chain, Walked, &mut [MaybeUninit<usize>]) -> R,
+) -> R {
+    #[cfg(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        any(target_os = "linux", target_os = "android")
+    ))]
+    {
+        let fp = arch::frame_pointer();
+        let sp = arch::stack_pointer();
+        let thread = stack_bounds::current();
+        if !(thread.lo <= sp && sp < thread.hi) {
+            // Bounds unknown, or running on another stack (sigaltstack, coroutine).
+            return alone(None, fp, out, then);
+        }
+        // SAFETY: `[sp, thread.hi)` is the in-use part of this thread's stack, from the
+        // stack pointer of this frame up to the top: all of it is mapped, readable and
+        // stays so during the walk (only memory below `sp` may change, and nothing else
+        // runs on this thread during it).
+        let stack = unsafe { LiveStack::new(sp, thread.hi) };
+        // The thread's chain has no destructor: `try_with` only fails if thread-locals
+        // are unusable, and then the walk goes without.
+        let mine = LAST_CHAIN.try_with(|chain| {
+            if chain.busy.replace(true) {
+                // The outer walk's chain keeps that walk's records.
+                return None;
+            }
+            let walked = walk(&stack, fp, out, chain);
+            let r = then(chain, walked, out);
+            chain.busy.set(false);
+            Some(r)
+        });
+        match mine {
+            Ok(Some(r)) => r,
+            _ => alone(Some(&stack), fp, out, then),
+        }
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        any(target_os = "linux", target_os = "android")
+    )))]
+    {
+        then(&Chain::new(), Walked::EMPTY, out)
+    }
+}
+
+/// [`with_thread_chain`] without the thread's chain: a walk of `stack` from `fp` (none
+/// without a stack) with a chain of its own. Out of line: it is rare, and keeps the
+/// callers of `capture` small in unoptimised builds.
+///
+/// Hook-safe if `then` is: no allocation, no lock, no panic.
 #[cfg(all(
     any(target_arch = "x86_64", target_arch = "aarch64"),
     any(target_os = "linux", target_os = "android")
 ))]
-#[inline(always)]
-fn capture_live(out: &mut [MaybeUninit<usize>]) -> usize {
-    let fp = arch::frame_pointer();
-    let sp = arch::stack_pointer();
-    let thread = stack_bounds::current();
-    if !(thread.lo <= sp && sp < thread.hi) {
-        // Bounds unknown, or running on another stack (sigaltstack, coroutine).
-        return 0;
-    }
-    // SAFETY: `[sp, thread.hi)` is the in-use part of this thread's stack, from the
-    // stack pointer of this frame up to the top: all of it is mapped, readable and
-    // stays so during the walk (only memory below `sp` may change, and nothing else
-    // runs on this thread during it).
-    let stack = unsafe { LiveStack::new(sp, thread.hi) };
-    // The thread's prediction Cells have no destructor: `try_with` only fails if
-    // thread-locals are unusable, and then the walk goes without.
-    LAST_CHAIN
-        .try_with(|chain| {
-            if chain.busy.replace(true) {
-                // A walk inside a walk (a signal handler allocating inside the hook):
-                // it neither uses nor teaches the chain, which keeps one walk's records.
-                return walk(&stack, fp, out, &Chain::new());
-            }
-            let n = walk(&stack, fp, out, chain);
-            chain.busy.set(false);
-            n
-        })
-        .unwrap_or_else(|_| walk(&stack, fp, out, &Chain::new()))
+#[cold]
+#[inline(never)]
+fn alone<R>(
+    stack: Option<&LiveStack>,
+    fp: usize,
+    out: &mut [MaybeUninit<usize>],
+    then: &mut impl FnMut(&Chain, Walked, &mut [MaybeUninit<usize>]) -> R,
+) -> R {
+    let lone = Chain::new();
+    let walked = match stack {
+        Some(stack) => walk(stack, fp, out, &lone),
+        None => Walked::EMPTY,
+    };
+    then(&lone, walked, out)
 }
 
 /// Frame records a [`Chain`] remembers: the deepest capture the call-site table keeps.
 const CHAIN_LEN: usize = 32;
 
-/// Where a thread's last walk found its frame records, to predict the next walk's.
+/// What a thread's last walk found, to predict and recognise the next one.
 ///
 /// A walk is a chain of dependent loads: each record's address is read from the one
 /// before, so 16 frames cost 16 load latencies one after another. Allocations made
@@ -195,36 +272,104 @@ const CHAIN_LEN: usize = 32;
 /// predicts, not waits for) that it is indeed where the chain leads. The first
 /// mismatch falls back to following the chain.
 ///
-/// Invariant: `fps[..len]` are the records one walk on this thread read, in order:
-/// each word-aligned and at most `top`, and each link from one to the next passing the
-/// walk's checks (strictly increasing, a bounded word-aligned jump). These are
-/// properties of the addresses alone, so when the records the walk reaches are at the
-/// same addresses, in the same order, they hold again: the walk does not check them
-/// again, and reads, in the same order, exactly the records the plain walk would read.
-/// `busy` keeps the invariant: a walk that starts while another one runs on the same
-/// thread (a signal handler allocating) uses and teaches no chain, so no chain mixes
-/// two walks' records.
+/// A walk that finds every record of the last one holding the same two words, and
+/// ends where it ended for the same reason, returns what it returned: it has read
+/// those records, and writes nothing (the result is `rets[..n]`, and the site
+/// resolved for it is kept in `site`).
+///
+/// Invariants:
+/// - `fps[..len]` are the records one walk on this thread read, in order: each
+///   word-aligned and at most `top`, and each link from one to the next passing the
+///   walk's checks (strictly increasing, a bounded word-aligned jump). These are
+///   properties of the addresses alone, so when the records the walk reaches are at
+///   the same addresses, in the same order, they hold again: the walk does not check
+///   them again, and reads, in the same order, exactly the records the plain walk
+///   would read;
+/// - that walk returned `n <= len` return addresses, `rets[..n]` (the records at
+///   `fps[..n]` held them; when `n <= CHAIN_LEN`);
+/// - `ends` is `Some(saved fp of the last record)` when that walk stopped after
+///   record `n - 1` for a reason that depends only on that word, `top` and `limit`
+///   (the depth cap, a link check failing, the next record above `top`), and `None`
+///   when it stopped otherwise (a null return address, more than `CHAIN_LEN`
+///   records, a start outside the stack);
+/// - `site` is what `capture_site` resolved `rets[..n]` to (0: none);
+/// - `busy` keeps all this one walk's: a walk that starts while another one runs on
+///   the same thread (a signal handler allocating) uses and teaches no chain, so no
+///   chain mixes two walks' records.
 pub(crate) struct Chain {
     busy: Cell<bool>,
     len: Cell<usize>,
+    n: Cell<usize>,
+    ends: Cell<Option<usize>>,
+    top: Cell<usize>,
+    limit: Cell<usize>,
+    site: Cell<u32>,
     fps: [Cell<usize>; CHAIN_LEN],
+    rets: [Cell<usize>; CHAIN_LEN],
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // only to build `Chain::new`
-const NO_FP: Cell<usize> = Cell::new(0);
+const NO_WORD: Cell<usize> = Cell::new(0);
 
 impl Chain {
     pub(crate) const fn new() -> Chain {
         Chain {
             busy: Cell::new(false),
             len: Cell::new(0),
-            fps: [NO_FP; CHAIN_LEN],
+            n: Cell::new(0),
+            ends: Cell::new(None),
+            top: Cell::new(0),
+            limit: Cell::new(0),
+            site: Cell::new(0),
+            fps: [NO_WORD; CHAIN_LEN],
+            rets: [NO_WORD; CHAIN_LEN],
         }
+    }
+
+    /// Records how the walk that taught this chain ended: it read `len` records and
+    /// returned `n` addresses; `ends` as in the invariants. No site is known for it yet.
+    #[inline(always)]
+    fn learn_end(&self, len: usize, n: usize, ends: Option<usize>, top: usize, limit: usize) {
+        let fits = n <= CHAIN_LEN;
+        self.len.set(len.min(CHAIN_LEN));
+        self.n.set(n.min(CHAIN_LEN));
+        self.ends.set(ends.filter(|_| fits));
+        self.top.set(top);
+        self.limit.set(limit);
+        self.site.set(0);
     }
 }
 
 std::thread_local! {
     static LAST_CHAIN: Chain = const { Chain::new() };
+}
+
+/// The outcome of a walk: `n` return addresses, written to `out`, or, when `same`,
+/// not written because they are the chain's `rets[..n]`, unchanged since the walk
+/// that put them there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Walked {
+    n: usize,
+    same: bool,
+}
+
+impl Walked {
+    /// Nothing walked.
+    const EMPTY: Walked = Walked { n: 0, same: false };
+
+    /// Makes sure the result is in `out` (copying it from `chain` if it is the same
+    /// as last time) and returns its length: `out[..n]` is then written.
+    ///
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn materialise(self, chain: &Chain, out: &mut [MaybeUninit<usize>]) -> usize {
+        if self.same {
+            for (slot, ret) in out.iter_mut().zip(&chain.rets[..self.n.min(CHAIN_LEN)]) {
+                slot.write(ret.get());
+            }
+        }
+        self.n.min(out.len())
+    }
 }
 
 /// `x`, as a value the compiler cannot prove equal to anything else. The predicted
@@ -316,11 +461,14 @@ impl FrameMemory for LiveStack {
     }
 }
 
-/// Follows the frame-record chain from `fp`, writing return addresses to `out`; returns
-/// how many (`out[..n]` is then written). Every record is validated before it is read
-/// (module docs, "Invariants"), directly or, while the walk follows `chain`'s prediction,
-/// by the chain's invariant (see [`Chain`]), which the walk keeps by teaching `chain`
-/// the records it read.
+/// Follows the frame-record chain from `fp`, writing return addresses to `out`. Every
+/// record is validated before it is read (module docs, "Invariants"), directly or,
+/// while the walk follows `chain`'s prediction, by the chain's invariant (see
+/// [`Chain`]), which the walk keeps by teaching `chain` the records it read.
+///
+/// Returns how many addresses: written to `out[..n]`, or, when the walk found every
+/// record of the chain's walk holding the same words and ending the same way
+/// (`same`), not written: they are the chain's, and the chain is left as it was.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
@@ -329,26 +477,25 @@ fn walk<M: FrameMemory>(
     mut fp: usize,
     out: &mut [MaybeUninit<usize>],
     chain: &Chain,
-) -> usize {
+) -> Walked {
     let (lo, hi) = mem.bounds();
     // The highest address a record may start at; every later record is above
     // the first, so `lo <= fp` needs checking only once.
-    let Some(top) = hi.checked_sub(2 * WORD) else {
-        return 0;
-    };
+    let top = hi.saturating_sub(2 * WORD);
     // Every later `fp` is checked for alignment before it is followed (below).
-    if fp < lo || fp % WORD != 0 {
-        return 0;
+    if hi < 2 * WORD || fp < lo || fp % WORD != 0 {
+        chain.learn_end(0, 0, None, top, 0);
+        return Walked::EMPTY;
     }
     let limit = out.len().min(MAX_DEPTH);
-    let mut written = 0;
 
-    // Predicted: while each record is where the chain's walk found it. Record 0 is the
-    // start (checked above); record `k > 0` is reached from record `k - 1`, which is
-    // `chain.fps[k - 1]`, by the saved fp `chain.fps[k]`: a link that walk checked.
-    let predicted = chain.len.get().min(CHAIN_LEN).min(limit);
-    let mut last = None;
-    while written < predicted {
+    // Replayed: while each record is where the chain's walk found it and holds the
+    // return address it held then (and so, as the next record is checked to be the
+    // chain's too, both its words). Nothing is written yet.
+    let replay = chain.n.get().min(CHAIN_LEN).min(limit);
+    let mut written = 0;
+    let mut held = None;
+    while written < replay {
         let at = chain.fps[written].get();
         // The same address, in a register the compiler cannot replace by `fp` once
         // they compare equal (made before the compare, so not from `fp`): the read
@@ -357,17 +504,74 @@ fn walk<M: FrameMemory>(
         if at != fp {
             break;
         }
-        // SAFETY: `through == fp`, a record the chain's walk read: word-aligned, at
-        // most `top`, and at least `lo` (the start is, and every link increases).
+        // SAFETY: `through == fp`, a record the chain's walk read (`written < n <=
+        // len`): word-aligned, at most `top`, and at least `lo` (the start is, and
+        // every link increases).
         let (next, ret) = unsafe { read_record(mem, through) };
+        if ret != chain.rets[written].get() {
+            // Record `written` (at `fp`) is read; it is handled below.
+            held = Some((next, ret));
+            break;
+        }
+        fp = next;
+        written += 1;
+    }
+    if held.is_none()
+        && written == chain.n.get()
+        && chain.ends.get() == Some(fp)
+        && chain.top.get() == top
+        && chain.limit.get() == limit
+    {
+        // Every record the chain's walk read holds the same words, and it stopped
+        // after the last one for a reason that depends only on its saved fp (now
+        // `fp`), `top` and `limit`, all the same: so does this walk.
+        return Walked {
+            n: written,
+            same: true,
+        };
+    }
+    // The replayed records' return addresses are the chain's.
+    for (slot, ret) in out.iter_mut().zip(&chain.rets[..written]) {
+        slot.write(ret.get());
+    }
+    let mut last = written.checked_sub(1).map(|i| chain.fps[i].get());
+    if let Some((next, ret)) = held {
+        // The record at `fp` (the chain's record `written`), read above.
         if ret == 0 {
-            // The chain still holds this walk's records up to here.
-            chain.len.set(written + 1);
-            return written;
+            chain.learn_end(written + 1, written, None, top, limit);
+            return Walked::fresh(written);
         }
         if let Some(slot) = out.get_mut(written) {
             slot.write(ret);
         }
+        chain.rets[written].set(ret);
+        written += 1;
+        last = Some(fp);
+        fp = next;
+    }
+
+    // Predicted: while each record is where the chain's walk found it. Record `k > 0`
+    // is reached from record `k - 1`, which is `chain.fps[k - 1]`, by the saved fp
+    // `chain.fps[k]`: a link that walk checked.
+    let predicted = chain.len.get().min(CHAIN_LEN).min(limit);
+    while written < predicted {
+        let at = chain.fps[written].get();
+        // As in the replay above.
+        let through = opaque(at);
+        if at != fp {
+            break;
+        }
+        // SAFETY: as in the replay above (`written < len`).
+        let (next, ret) = unsafe { read_record(mem, through) };
+        if ret == 0 {
+            // The chain still holds this walk's records up to here.
+            chain.learn_end(written + 1, written, None, top, limit);
+            return Walked::fresh(written);
+        }
+        if let Some(slot) = out.get_mut(written) {
+            slot.write(ret);
+        }
+        chain.rets[written].set(ret);
         written += 1;
         last = Some(fp);
         fp = next;
@@ -376,8 +580,8 @@ fn walk<M: FrameMemory>(
     // been checked (the chain did not vouch for it).
     if let Some(from) = last {
         if !is_link(from, fp) {
-            chain.len.set(written);
-            return written;
+            chain.learn_end(written, written, Some(fp), top, limit);
+            return Walked::fresh(written);
         }
     }
 
@@ -396,20 +600,34 @@ fn walk<M: FrameMemory>(
         // SAFETY: `fp` is word-aligned, `lo <= fp` and `fp + 2 * WORD <= hi` (above).
         let (next, ret) = unsafe { read_record(mem, fp) };
         if ret == 0 {
-            chain.len.set((written + 1).min(CHAIN_LEN));
-            return written;
+            chain.learn_end(written + 1, written, None, top, limit);
+            return Walked::fresh(written);
         }
         if let Some(slot) = out.get_mut(written) {
             slot.write(ret);
         }
+        if let Some(cell) = chain.rets.get(written) {
+            cell.set(ret);
+        }
         written += 1;
-        if !is_link(fp, next) {
+        let linked = is_link(fp, next);
+        fp = next;
+        if !linked {
             break;
         }
-        fp = next;
     }
-    chain.len.set(written.min(CHAIN_LEN));
-    written
+    // Stopped after record `written - 1`, whose saved fp is `fp`: at the depth cap,
+    // on a failed link check, or with the next record above `top`.
+    chain.learn_end(written, written, Some(fp), top, limit);
+    Walked::fresh(written)
+}
+
+impl Walked {
+    /// `n` addresses, written to `out`.
+    #[inline(always)]
+    fn fresh(n: usize) -> Walked {
+        Walked { n, same: false }
+    }
 }
 
 /// The frame record at `at`: the saved fp (the next record's address, unchecked)

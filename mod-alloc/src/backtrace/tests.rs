@@ -92,10 +92,18 @@ impl FakeStack {
         self.walk_predicted(fp, out, &Chain::new())
     }
 
-    /// The walk with `chain`'s prediction (and teaching it).
+    /// The walk with `chain`'s prediction (and teaching it); its result in `out`.
     fn walk_predicted(&self, fp: usize, out: &mut [usize], chain: &Chain) -> usize {
+        self.walk_with(fp, out, chain).0
+    }
+
+    /// [`FakeStack::walk_predicted`], also saying whether the walk was the chain's
+    /// again (`same`: `out` was filled from the chain).
+    fn walk_with(&self, fp: usize, out: &mut [usize], chain: &Chain) -> (usize, bool) {
         self.reads.borrow_mut().clear();
-        walk(self, fp, as_uninit(out), chain)
+        let out = as_uninit(out);
+        let walked = walk(self, fp, out, chain);
+        (walked.materialise(chain, out), walked.same)
     }
 }
 
@@ -533,6 +541,7 @@ fn mutate(rng: &mut Rng, mem: &mut FakeStack, visited: &[usize]) -> String {
 
 #[test]
 fn random_stacks_walked_with_a_learned_chain_read_and_return_what_plain_walks_do() {
+    let mut same_walks = 0;
     for seed in 0..3000 {
         let (mut mem, start, _, what) = generated_stack(seed);
         let mut rng = Rng(seed ^ 0x5eed);
@@ -553,7 +562,14 @@ fn random_stacks_walked_with_a_learned_chain_read_and_return_what_plain_walks_do
         );
 
         // The stack changes, and the next walk starts at a record of the last one,
-        // or elsewhere; it reads and returns what the plain walk does.
+        // or elsewhere; it reads and returns what the plain walk does. A walk that
+        // says it is the last one again returns what the last one did.
+        let mut previous: Vec<usize> = {
+            let mut out = vec![0; out_len];
+            let n = mem.walk_into(start, &mut out);
+            out.truncate(n);
+            out
+        };
         for round in 0..4 {
             let change = mutate(&mut rng, &mut mem, &learned);
             let from = match rng.next() % 3 {
@@ -568,9 +584,14 @@ fn random_stacks_walked_with_a_learned_chain_read_and_return_what_plain_walks_do
             let n = mem.walk_into(from, &mut plain);
             let reads = mem.reads.borrow().clone();
             let mut out = vec![0; out_len];
-            let m = mem.walk_predicted(from, &mut out, &chain);
+            let (m, same) = mem.walk_with(from, &mut out, &chain);
             let context = format!("{what}, round {round}: {change}, from {from:#x}");
             assert_eq!((m, &out[..m]), (n, &plain[..n]), "{context}");
+            if same {
+                assert_eq!(&out[..m], &previous[..], "{context}: not the last walk");
+                same_walks += 1;
+            }
+            previous = out[..m].to_vec();
             assert_eq!(*mem.reads.borrow(), reads, "{context}");
             let relearned: Vec<usize> =
                 chain.fps[..chain.len.get()].iter().map(Cell::get).collect();
@@ -581,6 +602,8 @@ fn random_stacks_walked_with_a_learned_chain_read_and_return_what_plain_walks_do
             );
         }
     }
+    // Unchanged stacks walked again from the same start are replayed.
+    assert!(same_walks > 300, "only {same_walks} walks were replayed");
 }
 
 #[test]
@@ -594,6 +617,103 @@ fn a_right_prediction_reads_through_its_own_addresses_and_is_kept() {
     assert_eq!(chain.len.get(), 16);
     let kept: Vec<usize> = chain.fps[..16].iter().map(Cell::get).collect();
     assert_eq!(kept, fps[..16]);
+}
+
+#[test]
+fn an_unchanged_stack_is_the_same_walk_again_reading_the_same_records() {
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 20);
+    let learned = Chain::new();
+    let mut out = [0; 16];
+    assert_eq!(mem.walk_with(fps[0], &mut out, &learned), (16, false));
+    let first_reads = mem.reads.borrow().clone();
+    let mut again = [0; 16];
+    assert_eq!(mem.walk_with(fps[0], &mut again, &learned), (16, true));
+    assert_eq!(again, out);
+    assert_eq!(again[..], rets(16)[..]);
+    assert_eq!(*mem.reads.borrow(), first_reads);
+    // Ended by a failed link (the null saved fp of the last record), as well.
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 5);
+    let learned = Chain::new();
+    assert_eq!(mem.walk_with(fps[0], &mut out, &learned), (5, false));
+    assert_eq!(mem.walk_with(fps[0], &mut out, &learned), (5, true));
+    assert_eq!(out[..5], rets(5)[..]);
+}
+
+#[test]
+fn any_changed_word_depth_or_bound_makes_the_walk_a_fresh_one() {
+    let depth = 8;
+    // (what changes, the stack after it, where the walk starts, its depth)
+    let cases: Vec<(String, FakeStack, usize, usize)> = {
+        let mut cases = Vec::new();
+        let mut base = FakeStack::new(LO, HI);
+        let fps = chain(&mut base, 12);
+        // Every record read, and the one the last saved fp leads to (not read, so
+        // changing it changes nothing).
+        for k in 0..=depth {
+            let mut mem = FakeStack::new(LO, HI);
+            chain(&mut mem, 12);
+            mem.words.insert(fps[k] + WORD, 0x9000 + k);
+            cases.push((format!("return address {k}"), mem, fps[0], depth));
+            let mut mem = FakeStack::new(LO, HI);
+            chain(&mut mem, 12);
+            mem.words.insert(fps[k], fps[k] + 16);
+            mem.record(fps[k] + 16, fps[k + 1], 0x8000 + k);
+            cases.push((format!("saved fp {k}"), mem, fps[0], depth));
+        }
+        let mut mem = FakeStack::new(LO, HI);
+        chain(&mut mem, 12);
+        cases.push(("a deeper walk".into(), mem, fps[0], depth + 1));
+        let mut mem = FakeStack::new(LO, HI);
+        chain(&mut mem, 12);
+        cases.push(("a shallower walk".into(), mem, fps[0], depth - 1));
+        let mut mem = FakeStack::new(LO, fps[depth] + WORD);
+        chain(&mut mem, 12);
+        cases.push(("a lower stack top".into(), mem, fps[0], depth));
+        let mut mem = FakeStack::new(LO, HI);
+        chain(&mut mem, 12);
+        cases.push(("another start".into(), mem, fps[1], depth));
+        cases
+    };
+    for (what, mem, from, walk_depth) in cases {
+        let mut original = FakeStack::new(LO, HI);
+        let fps = chain(&mut original, 12);
+        let learned = Chain::new();
+        let mut out = vec![0; depth];
+        assert_eq!(
+            original.walk_with(fps[0], &mut out, &learned),
+            (depth, false)
+        );
+        let mut plain = vec![0; walk_depth];
+        let n = mem.walk_into(from, &mut plain);
+        let plain_reads = mem.reads.borrow().clone();
+        let mut out = vec![0; walk_depth];
+        let (m, same) = mem.walk_with(from, &mut out, &learned);
+        let changes_result = (n, &plain[..n]) != (depth, &rets(depth)[..]);
+        assert!(!same || !changes_result, "{what}: taken for the same walk");
+        if what.starts_with("saved fp") || what.starts_with("return address") {
+            let k: usize = what.rsplit(' ').next().unwrap().parse().unwrap();
+            // Record `depth` is not read: changing it changes nothing.
+            assert_eq!(same, k == depth, "{what}");
+        } else {
+            assert!(!same, "{what}");
+        }
+        assert_eq!((m, &out[..m]), (n, &plain[..n]), "{what}");
+        assert_eq!(*mem.reads.borrow(), plain_reads, "{what}");
+    }
+}
+
+#[test]
+fn a_walk_ended_by_a_null_return_address_is_never_the_same_again() {
+    let mut mem = FakeStack::new(LO, HI);
+    let fps = chain(&mut mem, 6);
+    mem.record(fps[4], fps[5], 0);
+    let learned = Chain::new();
+    let mut out = [0; 16];
+    assert_eq!(mem.walk_with(fps[0], &mut out, &learned), (4, false));
+    assert_eq!(mem.walk_with(fps[0], &mut out, &learned), (4, false));
+    assert_eq!(out[..4], rets(4)[..]);
 }
 
 /// The live stack, where the walk is supported.
@@ -676,6 +796,41 @@ mod live {
         if FRAME_POINTERS {
             assert!(n >= 3, "a nested walk still captures ({n} frames)");
         }
+    }
+
+    /// `capture_site` here, resolving to `site` and counting the calls to `resolve`.
+    #[inline(never)]
+    fn site_here(resolved: &mut Vec<Vec<usize>>, site: u32) -> u32 {
+        let mut out = [MaybeUninit::uninit(); DEFAULT_DEPTH];
+        black_box(capture_site(black_box(&mut out), |frames| {
+            resolved.push(frames.to_vec());
+            site
+        }))
+    }
+
+    #[test]
+    fn a_stack_sited_again_is_resolved_once_and_an_unknown_site_every_time() {
+        let mut resolved = Vec::new();
+        // Opaque trip counts: the loops stay loops (one call site each) when optimised.
+        for _ in 0..black_box(2) {
+            for _ in 0..black_box(5) {
+                assert_eq!(site_here(&mut resolved, 7), 7);
+            }
+            // Another stack in between: the same one is then resolved again.
+            let mut other = [0; DEFAULT_DEPTH];
+            chain_top(&mut other);
+        }
+        if FRAME_POINTERS {
+            assert_eq!(resolved.len(), 2, "{resolved:x?}");
+            assert!(resolved[0].len() >= 3);
+            assert_eq!(resolved[1], resolved[0]);
+        }
+        let mut unknown = Vec::new();
+        for _ in 0..black_box(3) {
+            assert_eq!(site_here(&mut unknown, 0), 0);
+        }
+        assert_eq!(unknown.len(), 3);
+        assert!(unknown.iter().all(|frames| *frames == unknown[0]));
     }
 
     #[test]
