@@ -81,6 +81,12 @@ fn check_heap_structure(text: &str) -> Value {
         assert!(pp["gb"].as_u64() <= pp["mb"].as_u64(), "gb <= mb in {pp}");
         assert!(pp["eb"].as_u64() <= pp["mb"].as_u64(), "eb <= mb in {pp}");
         assert!(pp["mb"].as_u64() <= pp["tb"].as_u64(), "mb <= tb in {pp}");
+        // No block lives longer than the profile (times are whole µs).
+        let te = json["te"].as_u64().expect("te");
+        assert!(
+            pp["tl"].as_u64().expect("tl") <= pp["tbk"].as_u64().expect("tbk") * (te + 1),
+            "tl <= tbk * te in {pp}, te {te}"
+        );
         let fs: Vec<u64> = pp["fs"]
             .as_array()
             .expect("fs")
@@ -160,4 +166,18 @@ fn a_scope_profile_is_written_to_a_file_as_its_string() {
     let written = std::fs::read_to_string(&path).expect("read back");
     assert_eq!(written, profile.dhat_json_string());
     drop(kept);
+}
+
+#[test]
+fn the_first_blocks_of_a_new_thread_have_lifetimes_within_the_profile() {
+    let json = std::thread::spawn(|| {
+        let p = Profiler::start();
+        drop(boxes(5));
+        strings(20);
+        p.stop_profile().dhat_json_string()
+    })
+    .join()
+    .expect("thread");
+    let json = check_heap_structure(&json);
+    assert!(sum(&json, "tbk") >= 5 + 20);
 }

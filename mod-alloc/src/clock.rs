@@ -37,32 +37,9 @@ pub(crate) fn ticks() -> u64 {
     }
 }
 
-/// How many events a thread's coarse clock serves before rereading the counter.
-pub(crate) const COARSE_EVERY: u32 = 16;
-
-std::thread_local! {
-    /// (last ticks read, events left before the next read).
-    static COARSE: core::cell::Cell<(u64, u32)> = const { core::cell::Cell::new((0, 0)) };
-}
-
-/// The tick count, reread every [`COARSE_EVERY`] calls on this thread.
-/// Hook-safe: no allocation, no lock, no panic.
-#[inline(always)]
-pub(crate) fn coarse() -> u64 {
-    COARSE
-        .try_with(|c| {
-            let (t, left) = c.get();
-            if left == 0 {
-                let t = ticks();
-                c.set((t, COARSE_EVERY - 1));
-                t
-            } else {
-                c.set((t, left - 1));
-                t
-            }
-        })
-        .unwrap_or(0)
-}
+/// How many of a thread's events share one reading of the counter (see
+/// `thread::ThreadState::now`): lifetimes are then exact to within 16 events.
+pub(crate) const COARSE_EVERY: u64 = 16;
 
 /// Ticks and `Instant` of the first call; the origin of every profile time.
 fn origin() -> &'static (u64, Instant) {

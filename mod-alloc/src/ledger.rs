@@ -28,18 +28,26 @@ use std::alloc::System;
 
 /// Figures of one site in one ledger. Live values may wrap below zero on a
 /// thread that frees other threads' blocks; sums over ledgers are exact.
+///
+/// An allocation and a free touch different cells (live = in − out): a free
+/// right after an allocation of the same site then does not wait for the
+/// allocation's stores, as one counter that both change would make it.
 #[derive(Default)]
 pub(crate) struct SiteFig {
+    // Allocations add to these.
     allocs: AtomicU64,
     bytes: AtomicU64,
-    live: AtomicU64,
-    live_blocks: AtomicU64,
+    births: AtomicU64,
+    // Frees add to these.
+    frees: AtomicU64,
+    freed: AtomicU64,
+    freed_births: AtomicU64,
+    lifetimes: AtomicU64,
+    // Set at a new maximum, and at the ledger's peak.
     max: AtomicU64,
     max_blocks: AtomicU64,
     at_peak: AtomicU64,
     at_peak_blocks: AtomicU64,
-    lifetimes: AtomicU64,
-    births: AtomicU64,
 }
 
 impl SiteFig {
@@ -47,51 +55,86 @@ impl SiteFig {
         SiteFig {
             allocs: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
-            live: AtomicU64::new(0),
-            live_blocks: AtomicU64::new(0),
+            births: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
+            freed: AtomicU64::new(0),
+            freed_births: AtomicU64::new(0),
+            lifetimes: AtomicU64::new(0),
             max: AtomicU64::new(0),
             max_blocks: AtomicU64::new(0),
             at_peak: AtomicU64::new(0),
             at_peak_blocks: AtomicU64::new(0),
-            lifetimes: AtomicU64::new(0),
-            births: AtomicU64::new(0),
         }
     }
 
-    fn fields(&self) -> [&AtomicU64; 10] {
+    fn fields(&self) -> [&AtomicU64; 11] {
         [
             &self.allocs,
             &self.bytes,
-            &self.live,
-            &self.live_blocks,
+            &self.births,
+            &self.frees,
+            &self.freed,
+            &self.freed_births,
+            &self.lifetimes,
             &self.max,
             &self.max_blocks,
             &self.at_peak,
             &self.at_peak_blocks,
-            &self.lifetimes,
-            &self.births,
         ]
+    }
+
+    /// Live bytes.
+    #[inline(always)]
+    fn live(&self) -> u64 {
+        self.bytes
+            .load(Relaxed)
+            .wrapping_sub(self.freed.load(Relaxed))
+    }
+
+    /// Live blocks.
+    #[inline(always)]
+    fn live_blocks(&self) -> u64 {
+        self.allocs
+            .load(Relaxed)
+            .wrapping_sub(self.frees.load(Relaxed))
     }
 
     fn load(&self) -> Fig {
         Fig {
             allocs: self.allocs.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
-            live: self.live.load(Relaxed),
-            live_blocks: self.live_blocks.load(Relaxed),
+            live: self.live(),
+            live_blocks: self.live_blocks(),
             max: self.max.load(Relaxed),
             max_blocks: self.max_blocks.load(Relaxed),
             at_peak: self.at_peak.load(Relaxed),
             at_peak_blocks: self.at_peak_blocks.load(Relaxed),
             lifetimes: self.lifetimes.load(Relaxed),
-            births: self.births.load(Relaxed),
+            births: self
+                .births
+                .load(Relaxed)
+                .wrapping_sub(self.freed_births.load(Relaxed)),
         }
     }
 
+    /// Adds `g` (the figures of the same site in another ledger).
+    fn absorb(&self, g: &Fig) {
+        add(&self.allocs, g.allocs);
+        add(&self.bytes, g.bytes);
+        add(&self.births, g.births);
+        // What went out: what came in minus what is still live.
+        add(&self.frees, g.allocs.wrapping_sub(g.live_blocks));
+        add(&self.freed, g.bytes.wrapping_sub(g.live));
+        add(&self.lifetimes, g.lifetimes);
+        add(&self.max, g.max);
+        add(&self.max_blocks, g.max_blocks);
+        add(&self.at_peak, g.at_peak);
+        add(&self.at_peak_blocks, g.at_peak_blocks);
+    }
+
     fn copy_peak(&self) {
-        self.at_peak.store(self.live.load(Relaxed), Relaxed);
-        self.at_peak_blocks
-            .store(self.live_blocks.load(Relaxed), Relaxed);
+        self.at_peak.store(self.live(), Relaxed);
+        self.at_peak_blocks.store(self.live_blocks(), Relaxed);
     }
 }
 
@@ -261,7 +304,10 @@ pub(crate) struct Ledger {
     table: AtomicPtr<Table>,
     /// Other threads may read this ledger: old tables are kept, not freed.
     shared: AtomicBool,
-    live: AtomicU64,
+    /// The window's live bytes: `live_in - live_out` (allocations and frees
+    /// touch different cells, as in [`SiteFig`]).
+    live_in: AtomicU64,
+    live_out: AtomicU64,
     peak: AtomicU64,
     peak_time: AtomicU64,
     pending: AtomicBool,
@@ -281,7 +327,8 @@ impl Ledger {
         Ledger {
             table: AtomicPtr::new(ptr::null_mut()),
             shared: AtomicBool::new(shared),
-            live: AtomicU64::new(0),
+            live_in: AtomicU64::new(0),
+            live_out: AtomicU64::new(0),
             peak: AtomicU64::new(0),
             peak_time: AtomicU64::new(0),
             pending: AtomicBool::new(false),
@@ -373,37 +420,38 @@ impl Ledger {
 
     /// Counts an allocation of `size` bytes from `site` at tick `now`.
     /// Hook-safe: no allocation through the global allocator, no lock, no panic.
+    #[inline(always)]
     pub(crate) fn on_alloc(&self, site: u32, size: u64, now: u64) {
-        let live = add(&self.live, size);
+        let live = add(&self.live_in, size).wrapping_sub(self.live_out.load(Relaxed));
         if live as i64 > self.peak.load(Relaxed) as i64 {
             self.peak.store(live, Relaxed);
             self.peak_time.store(now, Relaxed);
             self.pending.store(true, Relaxed);
         }
         let f = self.fig(site);
-        add(&f.allocs, 1);
-        add(&f.bytes, size);
+        let allocs = add(&f.allocs, 1);
+        let live = add(&f.bytes, size).wrapping_sub(f.freed.load(Relaxed));
         add(&f.births, now);
-        let blocks = add(&f.live_blocks, 1);
-        let live = add(&f.live, size);
         if live as i64 > f.max.load(Relaxed) as i64 {
             f.max.store(live, Relaxed);
-            f.max_blocks.store(blocks, Relaxed);
+            f.max_blocks
+                .store(allocs.wrapping_sub(f.frees.load(Relaxed)), Relaxed);
         }
     }
 
     /// Counts the free of a block of `size` bytes from `site`, born at tick
     /// `birth`, at tick `now`.
     /// Hook-safe: no allocation through the global allocator, no lock, no panic.
+    #[inline(always)]
     pub(crate) fn on_free(&self, site: u32, size: u64, birth: u64, now: u64) {
         if self.pending.load(Relaxed) {
             self.copy_peak();
         }
-        add(&self.live, size.wrapping_neg());
+        add(&self.live_out, size);
         let f = self.fig(site);
-        add(&f.live, size.wrapping_neg());
-        add(&f.live_blocks, 1u64.wrapping_neg());
-        add(&f.births, birth.wrapping_neg());
+        add(&f.frees, 1);
+        add(&f.freed, size);
+        add(&f.freed_births, birth);
         add(&f.lifetimes, now.saturating_sub(birth));
     }
 
@@ -430,7 +478,7 @@ impl Ledger {
         for a in self.overflow.fields() {
             a.store(0, Relaxed);
         }
-        for a in [&self.live, &self.peak, &self.peak_time] {
+        for a in [&self.live_in, &self.live_out, &self.peak, &self.peak_time] {
             a.store(0, Relaxed);
         }
         self.pending.store(false, Relaxed);
@@ -478,7 +526,7 @@ impl Ledger {
                 }
             }
         }
-        if self.overflow.allocs.load(Relaxed) != 0 || self.overflow.live_blocks.load(Relaxed) != 0 {
+        if self.overflow.allocs.load(Relaxed) != 0 || self.overflow.frees.load(Relaxed) != 0 {
             push(0, &self.overflow);
         }
         out
@@ -488,17 +536,7 @@ impl Ledger {
     /// an exiting thread's figures.
     pub(crate) fn absorb(&self, figs: &[(u32, Fig)], peak: (u64, u64)) {
         for (site, g) in figs {
-            let f = self.fig(*site);
-            add(&f.allocs, g.allocs);
-            add(&f.bytes, g.bytes);
-            add(&f.live, g.live);
-            add(&f.live_blocks, g.live_blocks);
-            add(&f.max, g.max);
-            add(&f.max_blocks, g.max_blocks);
-            add(&f.at_peak, g.at_peak);
-            add(&f.at_peak_blocks, g.at_peak_blocks);
-            add(&f.lifetimes, g.lifetimes);
-            add(&f.births, g.births);
+            self.fig(*site).absorb(g);
         }
         if peak.0 > self.peak.load(Relaxed) {
             self.peak.store(peak.0, Relaxed);

@@ -371,7 +371,10 @@ fn push(proxy: Option<&Arc<SharedScope>>) -> Option<(u64, usize)> {
         #[cfg(feature = "backtraces")]
         {
             e.ledger.release();
-            e.start_ticks.store(crate::clock::ticks(), Relaxed);
+            let start = crate::clock::ticks();
+            e.start_ticks.store(start, Relaxed);
+            // The scope's blocks are born no earlier than the scope.
+            s.set_ticks(start);
         }
         e.proxy.store(proxy.is_some(), Relaxed);
         let shared = proxy.map_or(ptr::null(), Arc::as_ptr);

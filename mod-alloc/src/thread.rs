@@ -76,6 +76,10 @@ pub(crate) struct ThreadState {
     blocks_out: Cell<u64>,
     /// Highest `live` since the last checkpoint (see `scope::checkpoint`).
     pub(crate) wpeak: Cell<u64>,
+    /// Call sites: the last tick count read (see [`ThreadState::now`]; also
+    /// read on every slow event, the thread's first one included).
+    #[cfg(feature = "backtraces")]
+    ticks: Cell<u64>,
     slot: Cell<*const ThreadSlot>,
     status: Cell<Status>,
 }
@@ -100,9 +104,38 @@ impl ThreadState {
             blocks_in: Cell::new(0),
             blocks_out: Cell::new(0),
             wpeak: Cell::new(0),
+            #[cfg(feature = "backtraces")]
+            ticks: Cell::new(0),
             slot: Cell::new(ptr::null()),
             status: Cell::new(Status::Fresh),
         }
+    }
+
+    /// Call sites: the profile clock for the event being counted, reread every
+    /// [`COARSE_EVERY`](crate::clock::COARSE_EVERY) events of the window (the
+    /// counters, already up to date, say which): reading the processor's
+    /// counter costs more than the rest of the event. Between readings it is
+    /// a load, and the allocation and the free of a pair do not wait on each
+    /// other's store, as a count of their own would make them.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[cfg(feature = "backtraces")]
+    #[inline(always)]
+    fn now(&self) -> u64 {
+        let c = &self.c;
+        let events = c.allocs.load(Relaxed).wrapping_add(c.frees.load(Relaxed));
+        if events % crate::clock::COARSE_EVERY == 0 {
+            let t = crate::clock::ticks();
+            self.ticks.set(t);
+            t
+        } else {
+            self.ticks.get()
+        }
+    }
+
+    /// Call sites: makes `t`, just read, the clock's last reading.
+    #[cfg(feature = "backtraces")]
+    pub(crate) fn set_ticks(&self, t: u64) {
+        self.ticks.set(t);
     }
 
     /// Sets the registry id of the innermost scope's owner thread.
@@ -343,7 +376,7 @@ pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
 #[inline(never)]
 fn track_alloc(s: &ThreadState, h: &mut Header, size: u64) {
     let site = crate::sites::current();
-    let now = crate::clock::coarse();
+    let now = s.now();
     h.site = site;
     h.birth = now;
     let Some(slot) = s.active_slot() else {
@@ -362,7 +395,7 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
     let Some(slot) = s.active_slot() else {
         return;
     };
-    let now = crate::clock::coarse();
+    let now = s.now();
     if h.epoch() == s.epoch16.get() {
         slot.ledger.on_free(h.site, size, h.birth, now);
     }
@@ -508,6 +541,10 @@ fn slow(s: &ThreadState, ev: Event) {
     if s.status.get() == Status::Fresh {
         s.register();
     }
+    // Every slow event rereads the clock: a thread's first one among them, so
+    // no event is ever stamped with the clock's initial 0.
+    #[cfg(feature = "backtraces")]
+    s.ticks.set(crate::clock::ticks());
     let e = EPOCH.load(SeqCst);
     if c.epoch.load(Relaxed) != e {
         c.start_window(e);

@@ -495,26 +495,60 @@ fn walk<M: FrameMemory>(
     let replay = chain.n.get().min(CHAIN_LEN).min(limit);
     let mut written = 0;
     let mut held = None;
-    while written < replay {
-        let at = chain.fps[written].get();
-        // The same address, in a register the compiler cannot replace by `fp` once
-        // they compare equal (made before the compare, so not from `fp`): the read
-        // below then need not wait for the load that gave `fp`.
-        let through = opaque(at);
-        if at != fp {
-            break;
+    'replay: {
+        // Two records per step while two remain: half the loop's own instructions.
+        while written + 2 <= replay {
+            let at = chain.fps[written].get();
+            // As in the loop below.
+            let through = opaque(at);
+            if at != fp {
+                break 'replay;
+            }
+            // SAFETY: as in the loop below.
+            let (next, ret) = unsafe { read_record(mem, through) };
+            if ret != chain.rets[written].get() {
+                held = Some((next, ret));
+                break 'replay;
+            }
+            let at = chain.fps[written + 1].get();
+            let through = opaque(at);
+            if at != next {
+                fp = next;
+                written += 1;
+                break 'replay;
+            }
+            // SAFETY: as in the loop below (`written + 1 < n`).
+            let (next, ret) = unsafe { read_record(mem, through) };
+            if ret != chain.rets[written + 1].get() {
+                fp = at;
+                written += 1;
+                held = Some((next, ret));
+                break 'replay;
+            }
+            fp = next;
+            written += 2;
         }
-        // SAFETY: `through == fp`, a record the chain's walk read (`written < n <=
-        // len`): word-aligned, at most `top`, and at least `lo` (the start is, and
-        // every link increases).
-        let (next, ret) = unsafe { read_record(mem, through) };
-        if ret != chain.rets[written].get() {
-            // Record `written` (at `fp`) is read; it is handled below.
-            held = Some((next, ret));
-            break;
+        while written < replay {
+            let at = chain.fps[written].get();
+            // The same address, in a register the compiler cannot replace by `fp` once
+            // they compare equal (made before the compare, so not from `fp`): the read
+            // below then need not wait for the load that gave `fp`.
+            let through = opaque(at);
+            if at != fp {
+                break;
+            }
+            // SAFETY: `through == fp`, a record the chain's walk read (`written < n <=
+            // len`): word-aligned, at most `top`, and at least `lo` (the start is, and
+            // every link increases).
+            let (next, ret) = unsafe { read_record(mem, through) };
+            if ret != chain.rets[written].get() {
+                // Record `written` (at `fp`) is read; it is handled below.
+                held = Some((next, ret));
+                break;
+            }
+            fp = next;
+            written += 1;
         }
-        fp = next;
-        written += 1;
     }
     if held.is_none()
         && written == chain.n.get()
