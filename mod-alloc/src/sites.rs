@@ -8,16 +8,15 @@
 //!
 //! ```text
 //! the walk's own memo (backtrace::Chain)  hit: the stack's words are the last ones
-//! per-thread memo (the last record)      hit: compare the frames with it, exactly
 //!   -> per-thread cache (256 x hash -> id)   hit: compare the frames with the record
 //!   -> index tables (2^12, 2^13, ... slots)  probe newest to oldest; insert in
 //!                                            the newest one under half full
 //!   -> records (chunks of 512): hash, id, frames
 //! ```
 //!
-//! The memo serves the common case for nothing but a frame compare: an
-//! allocation from the same stack as the thread's previous one (a loop) skips
-//! the hash, the cache and the table.
+//! The walk's memo serves the common case for nothing but the compares the
+//! walk makes anyway: an allocation from the same stack as the thread's
+//! previous one (a loop) skips the hash, the cache and the table.
 //!
 //! Invariants:
 //! - a record is written completely before its id is published (`Release`
@@ -33,13 +32,15 @@
 use crate::backtrace;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
-use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::alloc::System;
 
 /// Most frames kept per site.
 pub(crate) const MAX_FRAMES: usize = 32;
+
+// Every captured stack fits in the walk's chain, which hands it to `lookup`.
+const _: () = assert!(MAX_FRAMES <= backtrace::CHAIN_LEN);
 
 /// Frames captured per allocation ([`set_depth`]). Unoptimised builds inline
 /// nothing, so the standard library's path from a user's call to the
@@ -308,10 +309,6 @@ const CACHE: usize = 256;
 
 thread_local! {
     static LAST: [Cell<(u64, u32)>; CACHE] = const { [EMPTY; CACHE] };
-    /// The record of the thread's last lookup (null: none yet). Records are
-    /// never freed or moved, and written before they are published, so the
-    /// pointer stays valid and its frames and id never change.
-    static MEMO: Cell<*const Record> = const { Cell::new(ptr::null()) };
 }
 #[allow(clippy::declare_interior_mutable_const)] // only to build LAST
 const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
@@ -320,56 +317,26 @@ const EMPTY: Cell<(u64, u32)> = Cell::new((0, 0));
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[inline(always)]
 pub(crate) fn current() -> u32 {
-    // Not zeroed: only the prefix `capture_site` writes is read.
-    let mut buf = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
-    let depth = DEPTH.load(Relaxed).min(MAX_FRAMES);
-    backtrace::capture_site(buf.get_mut(..depth).unwrap_or(&mut []), lookup)
+    backtrace::capture_site(DEPTH.load(Relaxed).min(MAX_FRAMES), lookup)
 }
 
-/// The site id of `frames`. Hook-safe: no allocation through the global
-/// allocator, no lock, no panic.
-#[inline(always)]
-pub(crate) fn lookup(frames: &[usize]) -> u32 {
-    let last = MEMO.try_with(Cell::get).unwrap_or(ptr::null());
-    if !last.is_null() {
-        // SAFETY: `MEMO` only holds published records (see `lookup_unmemoised`), which
-        // are never freed, moved or written again.
-        let r = unsafe { &*last };
-        if same_frames(r.frames(), frames) {
-            return r.id;
-        }
-    }
-    lookup_unmemoised(frames)
-}
-
-/// [`lookup`] past the memo: the cache, then the table; remembers the record.
+/// The site id of `frames`: the thread's cache, then the table. (The stack of
+/// the thread's previous lookup never gets here from [`current`]: the walk
+/// recognises it and hands back its site.)
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[inline(never)]
-fn lookup_unmemoised(frames: &[usize]) -> u32 {
+pub(crate) fn lookup(frames: &[usize]) -> u32 {
     let h = hash(frames);
     let slot = h as usize % CACHE;
     let (cached_hash, cached_id) = LAST.try_with(|c| c[slot].get()).unwrap_or((0, 0));
-    if cached_hash == h {
-        if let Some(r) =
-            record(cached_id).filter(|r| r.hash == h && same_frames(r.frames(), frames))
-        {
-            remember(r);
-            return cached_id;
-        }
+    if cached_hash == h && matches(cached_id, h, frames) {
+        return cached_id;
     }
     let id = intern(h, frames);
-    if let Some(r) = record(id) {
+    if id != 0 {
         let _ = LAST.try_with(|c| c[slot].set((h, id)));
-        remember(r);
     }
     id
-}
-
-/// Makes `r` the thread's memo. `r` must be a published record.
-/// Hook-safe: no allocation, no lock, no panic.
-#[inline(always)]
-fn remember(r: &'static Record) {
-    let _ = MEMO.try_with(|m| m.set(r));
 }
 
 #[cfg(test)]

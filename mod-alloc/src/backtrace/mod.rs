@@ -116,48 +116,35 @@ const _: () = assert!(WORD.is_power_of_two() && MAX_FRAME_BYTES % WORD == 0);
 #[inline(always)]
 #[cfg_attr(not(test), allow(dead_code))] // the hook uses `capture_site`
 pub(crate) fn capture(out: &mut [MaybeUninit<usize>]) -> usize {
-    with_thread_chain(out, &mut |chain, walked, out| {
+    with_thread_chain(out.len(), out, &mut |chain, walked, out| {
         walked.materialise(chain, out)
     })
 }
 
-/// The site of the current call stack: `resolve` applied to its return addresses (as
-/// [`capture`] writes them into `out`), or, when the walk finds exactly the stack that
-/// this thread's last `capture_site` resolved (the same records holding the same
-/// words), that call's result again, without calling `resolve`. A result of 0 (an
-/// unknown site) is never reused.
+/// The site of the current call stack, captured `depth` frames deep (at most
+/// [`CHAIN_LEN`]): `resolve` applied to its return addresses (what [`capture`] would
+/// write), or, when the walk finds exactly the stack that this thread's last
+/// `capture_site` resolved (the same records holding the same words), that call's
+/// result again, without calling `resolve`. A result of 0 (an unknown site) is never
+/// reused. The addresses stay in the thread's chain: nothing is copied.
 ///
 /// Hook-safe if `resolve` is: no allocation, no lock, no panic.
 #[inline(always)]
-pub(crate) fn capture_site(
-    out: &mut [MaybeUninit<usize>],
-    resolve: impl FnOnce(&[usize]) -> u32,
-) -> u32 {
+pub(crate) fn capture_site(depth: usize, resolve: impl FnOnce(&[usize]) -> u32) -> u32 {
     let mut resolve = Some(resolve);
-    with_thread_chain(out, &mut |chain, walked, out| {
+    with_thread_chain(depth.min(CHAIN_LEN), &mut [], &mut |chain, walked, _| {
         if walked.same && chain.site.get() != 0 {
             return chain.site.get();
         }
-        let n = walked.materialise(chain, out);
-        // SAFETY: `materialise` returned `n`, so `out[..n]` is written (its contract).
-        let frames = unsafe { written(out, n) };
+        // SAFETY: nothing writes `chain`'s addresses until `frames` is dropped: `resolve`
+        // cannot reach this chain (a walk inside it, as in a signal handler, gets a chain
+        // of its own), and `site` is written after.
+        let frames = unsafe { chain.returns(walked.n) };
         // Called once per `with_thread_chain`, so `resolve` is still there.
         let site = resolve.take().map_or(0, |f| f(frames));
         chain.site.set(site);
         site
     })
-}
-
-/// The first `n` words of `out`, which have been written.
-///
-/// # Safety
-///
-/// `n <= out.len()` and `out[..n]` is initialised.
-#[inline(always)]
-unsafe fn written(out: &[MaybeUninit<usize>], n: usize) -> &[usize] {
-    // SAFETY: (caller contract) `out[..n]` is in bounds and initialised, and
-    // `MaybeUninit<usize>` has the layout of `usize`.
-    unsafe { core::slice::from_raw_parts(out.as_ptr().cast::<usize>(), n) }
 }
 
 /// [`capture`] into initialised words (tests).
@@ -179,8 +166,8 @@ fn as_uninit(out: &mut [usize]) -> &mut [MaybeUninit<usize>] {
     unsafe { core::slice::from_raw_parts_mut(p, len) }
 }
 
-/// Walks the current stack into `out` with this thread's [`Chain`], and gives the
-/// result to `then` with that chain. A walk nested in another on the same thread (a
+/// Walks the current stack, at most `limit` frames deep, into `out` (as far as it is
+/// long) with this thread's [`Chain`], and gives the result to `then` with that chain. A walk nested in another on the same thread (a
 /// signal handler allocating inside the hook), or one without usable thread-locals,
 /// gets a chain of its own instead, which it neither reads nor leaves anything in.
 /// `then` runs once. Where the walk is unsupported it gets an empty result.
@@ -188,6 +175,7 @@ fn as_uninit(out: &mut [usize]) -> &mut [MaybeUninit<usize>] {
 /// Hook-safe if `then` is: no allocation, no lock, no panic.
 #[inline(always)]
 fn with_thread_chain<R>(
+    limit: usize,
     out: &mut [MaybeUninit<usize>],
     then: &mut impl FnMut(&Chain, Walked, &mut [MaybeUninit<usize>]) -> R,
 ) -> R {
@@ -201,7 +189,7 @@ fn with_thread_chain<R>(
         let thread = stack_bounds::current();
         if !(thread.lo <= sp && sp < thread.hi) {
             // Bounds unknown, or running on another stack (sigaltstack, coroutine).
-            return alone(None, fp, out, then);
+            return alone(None, fp, limit, out, then);
         }
         // SAFETY: `[sp, thread.hi)` is the in-use part of this thread's stack, from the
         // stack pointer of this frame up to the top: all of it is mapped, readable and
@@ -215,14 +203,14 @@ fn with_thread_chain<R>(
                 // The outer walk's chain keeps that walk's records.
                 return None;
             }
-            let walked = walk(&stack, fp, out, chain);
+            let walked = walk(&stack, fp, limit, out, chain);
             let r = then(chain, walked, out);
             chain.busy.set(false);
             Some(r)
         });
         match mine {
             Ok(Some(r)) => r,
-            _ => alone(Some(&stack), fp, out, then),
+            _ => alone(Some(&stack), fp, limit, out, then),
         }
     }
     #[cfg(not(all(
@@ -230,6 +218,7 @@ fn with_thread_chain<R>(
         any(target_os = "linux", target_os = "android")
     )))]
     {
+        let _ = limit;
         then(&Chain::new(), Walked::EMPTY, out)
     }
 }
@@ -248,19 +237,20 @@ fn with_thread_chain<R>(
 fn alone<R>(
     stack: Option<&LiveStack>,
     fp: usize,
+    limit: usize,
     out: &mut [MaybeUninit<usize>],
     then: &mut impl FnMut(&Chain, Walked, &mut [MaybeUninit<usize>]) -> R,
 ) -> R {
     let lone = Chain::new();
     let walked = match stack {
-        Some(stack) => walk(stack, fp, out, &lone),
+        Some(stack) => walk(stack, fp, limit, out, &lone),
         None => Walked::EMPTY,
     };
     then(&lone, walked, out)
 }
 
 /// Frame records a [`Chain`] remembers: the deepest capture the call-site table keeps.
-const CHAIN_LEN: usize = 32;
+pub(crate) const CHAIN_LEN: usize = 32;
 
 /// What a thread's last walk found, to predict and recognise the next one.
 ///
@@ -337,6 +327,21 @@ impl Chain {
         self.top.set(top);
         self.limit.set(limit);
         self.site.set(0);
+    }
+}
+
+impl Chain {
+    /// The first `n` return addresses of the last walk (at most [`CHAIN_LEN`]).
+    ///
+    /// # Safety
+    ///
+    /// No `rets` cell of this chain is written while the returned slice is alive.
+    #[inline(always)]
+    unsafe fn returns(&self, n: usize) -> &[usize] {
+        let rets = &self.rets[..n.min(CHAIN_LEN)];
+        // SAFETY: `Cell<usize>` has the layout of `usize` (it is `repr(transparent)`),
+        // and (caller contract) none of these cells changes while the slice is read.
+        unsafe { core::slice::from_raw_parts(rets.as_ptr().cast::<usize>(), rets.len()) }
     }
 }
 
@@ -461,20 +466,23 @@ impl FrameMemory for LiveStack {
     }
 }
 
-/// Follows the frame-record chain from `fp`, writing return addresses to `out`. Every
-/// record is validated before it is read (module docs, "Invariants"), directly or,
-/// while the walk follows `chain`'s prediction, by the chain's invariant (see
-/// [`Chain`]), which the walk keeps by teaching `chain` the records it read.
+/// Follows the frame-record chain from `fp`, at most `limit` (and [`MAX_DEPTH`]) records,
+/// writing return addresses to `out` as far as it is long. Every record is validated
+/// before it is read (module docs, "Invariants"), directly or, while the walk follows
+/// `chain`'s prediction, by the chain's invariant (see [`Chain`]), which the walk keeps
+/// by teaching `chain` the records it read.
 ///
-/// Returns how many addresses: written to `out[..n]`, or, when the walk found every
-/// record of the chain's walk holding the same words and ending the same way
-/// (`same`), not written: they are the chain's, and the chain is left as it was.
+/// Returns how many addresses: written to `out[..n]` (those that fit) and to the
+/// chain's `rets[..n]` (those that fit), or, when the walk found every record of the
+/// chain's walk holding the same words and ending the same way (`same`), not written:
+/// they are the chain's, and the chain is left as it was.
 ///
 /// Hook-safe: no allocation, no lock, no panic.
 #[inline(always)]
 fn walk<M: FrameMemory>(
     mem: &M,
     mut fp: usize,
+    limit: usize,
     out: &mut [MaybeUninit<usize>],
     chain: &Chain,
 ) -> Walked {
@@ -487,7 +495,7 @@ fn walk<M: FrameMemory>(
         chain.learn_end(0, 0, None, top, 0);
         return Walked::EMPTY;
     }
-    let limit = out.len().min(MAX_DEPTH);
+    let limit = limit.min(MAX_DEPTH);
 
     // Replayed: while each record is where the chain's walk found it and holds the
     // return address it held then (and so, as the next record is checked to be the

@@ -102,7 +102,7 @@ impl FakeStack {
     fn walk_with(&self, fp: usize, out: &mut [usize], chain: &Chain) -> (usize, bool) {
         self.reads.borrow_mut().clear();
         let out = as_uninit(out);
-        let walked = walk(self, fp, out, chain);
+        let walked = walk(self, fp, out.len(), out, chain);
         (walked.materialise(chain, out), walked.same)
     }
 }
@@ -801,8 +801,7 @@ mod live {
     /// `capture_site` here, resolving to `site` and counting the calls to `resolve`.
     #[inline(never)]
     fn site_here(resolved: &mut Vec<Vec<usize>>, site: u32) -> u32 {
-        let mut out = [MaybeUninit::uninit(); DEFAULT_DEPTH];
-        black_box(capture_site(black_box(&mut out), |frames| {
+        black_box(capture_site(black_box(DEFAULT_DEPTH), |frames| {
             resolved.push(frames.to_vec());
             site
         }))
