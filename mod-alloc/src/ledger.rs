@@ -267,13 +267,22 @@ impl Table {
     }
 
     /// The entry of `site`, if present.
+    #[inline(always)]
     fn find(&self, site: u32) -> Option<&Entry> {
+        // Read once: the loads below are `Acquire`, after which the compiler
+        // would read these again on every probe.
+        let (mask, entries) = ((1usize << self.bits) - 1, self.entries);
+        let key = site.wrapping_add(1);
         let mut i = self.slot_of(site);
         loop {
-            let e = self.entry(i);
+            // `entries` holds `mask + 1` entries, alive as long as the table
+            // (see `Table::entry`), and `i & mask` is in range.
+            let p = entries.wrapping_add(i & mask);
+            // SAFETY: (as above) `p` is an entry of the live array.
+            let e = unsafe { &*p };
             match e.key.load(Acquire) {
                 0 => return None,
-                k if k == site.wrapping_add(1) => return Some(e),
+                k if k == key => return Some(e),
                 _ => i = i.wrapping_add(1),
             }
         }
@@ -400,17 +409,26 @@ impl Ledger {
     fn fig_unmemoised(&self, site: u32) -> &SiteFig {
         let f = match self.table().and_then(|t| t.find(site)) {
             Some(e) => &e.fig,
-            None => match self.table_for_insert() {
-                Some(t) if (t.used.load(Relaxed) as usize + 1) * 2 <= 1usize << t.bits => {
-                    &t.claim(site).fig
-                }
-                _ => &self.overflow,
-            },
+            None => self.fig_new(site),
         };
         self.last_fig
             .store((f as *const SiteFig).cast_mut(), Relaxed);
         self.last_site.store(site.wrapping_add(1), Relaxed);
         f
+    }
+
+    /// The figures of a site new to this ledger: a claimed entry, or the
+    /// overflow entry when the table has no room and cannot grow. Out of
+    /// line: it is rare, and keeps the lookup above a leaf.
+    #[cold]
+    #[inline(never)]
+    fn fig_new(&self, site: u32) -> &SiteFig {
+        match self.table_for_insert() {
+            Some(t) if (t.used.load(Relaxed) as usize + 1) * 2 <= 1usize << t.bits => {
+                &t.claim(site).fig
+            }
+            _ => &self.overflow,
+        }
     }
 
     /// Forgets the lookup memo (the table is about to change).
