@@ -504,57 +504,43 @@ fn walk<M: FrameMemory>(
     let mut written = 0;
     let mut held = None;
     'replay: {
-        // Two records per step while two remain: half the loop's own instructions.
-        while written + 2 <= replay {
-            let at = chain.fps[written].get();
-            // As in the loop below.
-            let through = opaque(at);
-            if at != fp {
-                break 'replay;
-            }
-            // SAFETY: as in the loop below.
-            let (next, ret) = unsafe { read_record(mem, through) };
-            if ret != chain.rets[written].get() {
-                held = Some((next, ret));
-                break 'replay;
-            }
-            let at = chain.fps[written + 1].get();
-            let through = opaque(at);
-            if at != next {
+        // One record, expected to be the chain's record `$k` and to be at `fp`.
+        macro_rules! replay_one {
+            ($k:expr) => {{
+                let k = $k;
+                let at = chain.fps[k].get();
+                // The same address, in a register the compiler cannot replace by `fp`
+                // once they compare equal (made before the compare, so not from `fp`):
+                // the read below then need not wait for the load that gave `fp`.
+                let through = opaque(at);
+                if at != fp {
+                    written = k;
+                    break 'replay;
+                }
+                // SAFETY: `through == fp`, a record the chain's walk read (`k < n <=
+                // len`): word-aligned, at most `top`, and at least `lo` (the start is,
+                // and every link increases).
+                let (next, ret) = unsafe { read_record(mem, through) };
+                if ret != chain.rets[k].get() {
+                    // Record `k` (at `fp`) is read; it is handled below.
+                    written = k;
+                    held = Some((next, ret));
+                    break 'replay;
+                }
                 fp = next;
-                written += 1;
-                break 'replay;
-            }
-            // SAFETY: as in the loop below (`written + 1 < n`).
-            let (next, ret) = unsafe { read_record(mem, through) };
-            if ret != chain.rets[written + 1].get() {
-                fp = at;
-                written += 1;
-                held = Some((next, ret));
-                break 'replay;
-            }
-            fp = next;
-            written += 2;
+            }};
+        }
+        // Four records per step while four remain: a quarter of the loop's own
+        // instructions.
+        while written + 4 <= replay {
+            replay_one!(written);
+            replay_one!(written + 1);
+            replay_one!(written + 2);
+            replay_one!(written + 3);
+            written += 4;
         }
         while written < replay {
-            let at = chain.fps[written].get();
-            // The same address, in a register the compiler cannot replace by `fp` once
-            // they compare equal (made before the compare, so not from `fp`): the read
-            // below then need not wait for the load that gave `fp`.
-            let through = opaque(at);
-            if at != fp {
-                break;
-            }
-            // SAFETY: `through == fp`, a record the chain's walk read (`written < n <=
-            // len`): word-aligned, at most `top`, and at least `lo` (the start is, and
-            // every link increases).
-            let (next, ret) = unsafe { read_record(mem, through) };
-            if ret != chain.rets[written].get() {
-                // Record `written` (at `fp`) is read; it is handled below.
-                held = Some((next, ret));
-                break;
-            }
-            fp = next;
+            replay_one!(written);
             written += 1;
         }
     }
