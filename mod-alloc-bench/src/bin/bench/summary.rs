@@ -550,7 +550,8 @@ fn legend() -> String {
      a direct call, the harness's floor). System/op gives the scale. serde_json and regex are timed end to end against an \
      allocation-free kernel in the same process, then divided by the system binary's \
      figure. 2-thread rows keep only rounds where the threads overlapped. Memory: resident \
-     bytes per extra live block, against System in the same process.\n"
+     bytes per extra live block, against System in the same process, which runs \
+     nothing else (the blocks it frees would slow the workloads after it).\n"
         .to_string()
 }
 
