@@ -96,6 +96,20 @@ impl Header {
     pub(crate) const fn epoch(&self) -> u16 {
         self.flags as u16
     }
+
+    /// The epoch of a header whose [`tag`](Header::tag) is `tag`.
+    #[cfg(feature = "backtraces")]
+    #[inline(always)]
+    pub(crate) const fn epoch_of_tag(tag: u64) -> u16 {
+        (tag >> 32) as u16
+    }
+
+    /// The owner of a header whose [`tag`](Header::tag) is `tag`.
+    #[cfg(feature = "backtraces")]
+    #[inline(always)]
+    pub(crate) const fn owner_of_tag(tag: u64) -> u32 {
+        tag as u32
+    }
 }
 
 /// Distance from the inner block's start to the user pointer for `layout`.

@@ -297,21 +297,29 @@ pub(crate) fn ledgers_alloc(slot: &ThreadSlot, site: u32, size: u64, now: u64) {
     }
 }
 
-/// Subtracts a freed block of this thread's scopes from the ledgers of the
-/// levels that include it: the level it resolves to and those below it, down
-/// to the first joined or shared one.
+/// Subtracts a freed block of this thread's scopes (of scope `serial`, from
+/// `site`, born at `birth`) from the ledgers of the levels that include it:
+/// the level it resolves to and those below it, down to the first joined or
+/// shared one.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
-pub(crate) fn ledgers_free(slot: &ThreadSlot, h: &crate::header::Header, size: u64, now: u64) {
+pub(crate) fn ledgers_free(
+    slot: &ThreadSlot,
+    serial: u64,
+    site: u32,
+    birth: u64,
+    size: u64,
+    now: u64,
+) {
     let depth = (slot.depth.load(Relaxed) as usize).min(MAX_DEPTH);
-    let Some(j) = resolve(slot, depth, h.serial) else {
+    let Some(j) = resolve(slot, depth, serial) else {
         return;
     };
     for e in slot.entries[..=j].iter().rev() {
         if e.proxy.load(Relaxed) || !e.shared.load(Relaxed).is_null() {
             break;
         }
-        e.ledger.on_free(h.site, size, h.birth, now);
+        e.ledger.on_free(site, size, birth, now);
     }
 }
 

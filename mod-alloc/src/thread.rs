@@ -318,7 +318,9 @@ pub(crate) fn on_alloc(size: usize) -> Header {
         #[allow(unused_mut)] // call sites fill it in
         let mut h = s.header();
         #[cfg(feature = "backtraces")]
-        track_alloc(s, &mut h, size);
+        {
+            (h.site, h.birth) = track_alloc(s, size);
+        }
         h
     })
     .unwrap_or_else(Header::untracked)
@@ -361,46 +363,55 @@ pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
         #[allow(unused_mut)] // call sites fill it in
         let mut h = s.header();
         #[cfg(feature = "backtraces")]
-        track_alloc(s, &mut h, size);
+        {
+            (h.site, h.birth) = track_alloc(s, size);
+        }
         Some(h)
     })
     .flatten()
 }
 
-/// Call sites: captures the stack, stamps the header with its site and the
-/// time, and adds the block to the per-site ledgers that count it (the
-/// thread's process window, and each open local scope up to the first
-/// joined one).
+/// Call sites: captures the stack and adds the block to the per-site
+/// ledgers that count it (the thread's process window, and each open local
+/// scope up to the first joined one); returns the block's site and birth
+/// time for its header (in registers: the header is not built in memory).
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
-fn track_alloc(s: &ThreadState, h: &mut Header, size: u64) {
+fn track_alloc(s: &ThreadState, size: u64) -> (u32, u64) {
     let site = crate::sites::current();
     let now = s.now();
-    h.site = site;
-    h.birth = now;
-    let Some(slot) = s.active_slot() else {
-        return;
-    };
-    slot.ledger.on_alloc(site, size, now);
-    scope::ledgers_alloc(slot, site, size, now);
+    if let Some(slot) = s.active_slot() {
+        slot.ledger.on_alloc(site, size, now);
+        scope::ledgers_alloc(slot, site, size, now);
+    }
+    (site, now)
 }
 
-/// Call sites: subtracts a freed block from the per-site ledgers that
-/// counted it.
+/// Call sites: subtracts a freed block, whose header is `h`, from the
+/// per-site ledgers that counted it.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(always)]
+fn track_free(s: &ThreadState, h: &Header, size: u64) {
+    track_free_words(s, h.serial, h.tag(), h.site, h.birth, size);
+}
+
+/// [`track_free`] with the header's words as values: passed in registers,
+/// where a `&Header` would make the caller build the header in memory.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
-fn track_free(s: &ThreadState, h: &Header, size: u64) {
+fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
     let Some(slot) = s.active_slot() else {
         return;
     };
     let now = s.now();
-    if h.epoch() == s.epoch16.get() {
-        slot.ledger.on_free(h.site, size, h.birth, now);
+    if Header::epoch_of_tag(tag) == s.epoch16.get() {
+        slot.ledger.on_free(site, size, birth, now);
     }
-    if h.serial != 0 && h.owner == slot.id {
-        scope::ledgers_free(slot, h, size, now);
+    if serial != 0 && Header::owner_of_tag(tag) == slot.id {
+        scope::ledgers_free(slot, serial, site, birth, size, now);
     }
 }
 
@@ -438,7 +449,9 @@ fn slow_alloc(s: &ThreadState, size: u64) -> Header {
     #[allow(unused_mut)] // call sites fill it in
     let mut h = s.header();
     #[cfg(feature = "backtraces")]
-    track_alloc(s, &mut h, size);
+    {
+        (h.site, h.birth) = track_alloc(s, size);
+    }
     h
 }
 
