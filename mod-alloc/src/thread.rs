@@ -398,11 +398,30 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
 }
 
 /// [`track_free`] with the header's words as values: passed in registers,
-/// where a `&Header` would make the caller build the header in memory.
+/// where a `&Header` would make the caller build the header in memory. The
+/// common case (a block of no scope, of this window, from the site the
+/// process ledger saw last, no peak pending) is a few adds here, with no
+/// call and so no saved register; anything else tail-calls
+/// [`track_free_general`].
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
 fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
+    if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
+        if let Some(slot) = s.active_slot() {
+            if slot.ledger.on_free_fast(site, size, birth, s.now()) {
+                return;
+            }
+        }
+    }
+    track_free_general(s, serial, tag, site, birth, size);
+}
+
+/// [`track_free_words`] for any block.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(never)]
+fn track_free_general(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
     let Some(slot) = s.active_slot() else {
         return;
     };
