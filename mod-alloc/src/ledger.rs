@@ -473,24 +473,30 @@ impl Ledger {
         add(&f.lifetimes, now.saturating_sub(birth));
     }
 
-    /// [`Ledger::on_free`] when it is a few adds: `site` is the memo's and no
-    /// peak is pending. Returns `false` having changed nothing otherwise.
+    /// The figures a free from `site` goes to, when [`Ledger::on_free`] is a
+    /// few adds: `site` is the memo's and no peak is pending (`None`
+    /// otherwise). Then [`Ledger::free_into`] completes the free.
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
-    pub(crate) fn on_free_fast(&self, site: u32, size: u64, birth: u64, now: u64) -> bool {
+    pub(crate) fn fast_free_fig(&self, site: u32) -> Option<&SiteFig> {
         if self.pending.load(Relaxed) || self.last_site.load(Relaxed) != site.wrapping_add(1) {
-            return false;
+            return None;
         }
         let f = self.last_fig.load(Relaxed);
         // SAFETY: the memo points into the current table or at `overflow`; it
         // is cleared whenever the table is replaced or released (as in `fig`).
-        let f = unsafe { &*f };
+        Some(unsafe { &*f })
+    }
+
+    /// [`Ledger::on_free`] into `f`, which [`Ledger::fast_free_fig`] gave.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    pub(crate) fn free_into(&self, f: &SiteFig, size: u64, birth: u64, now: u64) {
         add(&self.live_out, size);
         add(&f.frees, 1);
         add(&f.freed, size);
         add(&f.freed_births, birth);
         add(&f.lifetimes, now.saturating_sub(birth));
-        true
     }
 
     /// Copies every site's live figures into its at-peak figures.
@@ -641,23 +647,24 @@ mod tests {
     }
 
     #[test]
-    fn a_fast_free_does_what_a_free_does_or_nothing() {
+    fn a_fast_free_does_what_a_free_does_when_it_is_offered() {
         let fast = Ledger::new(false);
         let slow = Ledger::new(false);
         for l in [&fast, &slow] {
             l.on_alloc(4, 100, 10);
             l.on_alloc(5, 30, 11);
         }
-        // A peak is pending (reached by the allocations): nothing done.
-        assert!(!fast.on_free_fast(5, 30, 11, 12));
+        // A peak is pending (reached by the allocations): no fast free.
+        assert!(fast.fast_free_fig(5).is_none());
         for l in [&fast, &slow] {
             l.on_free(5, 30, 11, 12);
             l.on_alloc(5, 30, 13);
         }
-        // Site 4 is not the memo (5 is): nothing done.
-        assert!(!fast.on_free_fast(4, 100, 10, 14));
+        // Site 4 is not the memo (5 is): no fast free.
+        assert!(fast.fast_free_fig(4).is_none());
         // Site 5 is, and no peak is pending: the same as `on_free`.
-        assert!(fast.on_free_fast(5, 30, 13, 15));
+        let f = fast.fast_free_fig(5).unwrap();
+        fast.free_into(f, 30, 13, 15);
         slow.on_free(5, 30, 13, 15);
         assert_eq!(fast.figures(true), slow.figures(true));
         assert_eq!(fast.peak(), slow.peak());

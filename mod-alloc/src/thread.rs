@@ -409,7 +409,8 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
 fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
     if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
         if let Some(slot) = s.active_slot() {
-            if slot.ledger.on_free_fast(site, size, birth, s.now()) {
+            if let Some(f) = slot.ledger.fast_free_fig(site) {
+                slot.ledger.free_into(f, size, birth, s.now());
                 return;
             }
         }
