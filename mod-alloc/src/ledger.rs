@@ -611,6 +611,7 @@ fn copy_fig(from: &SiteFig, to: &SiteFig) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)] // tests may unwrap
     use super::*;
 
     fn fig_of(l: &Ledger, site: u32) -> Fig {
