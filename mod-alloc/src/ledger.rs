@@ -473,12 +473,10 @@ impl Ledger {
         add(&f.lifetimes, now.saturating_sub(birth));
     }
 
-    /// The figures a free from `site` goes to, when [`Ledger::on_free`] is a
-    /// few adds: `site` is the memo's and no peak is pending (`None`
-    /// otherwise). Then [`Ledger::free_into`] completes the free.
+    /// [`Ledger::fast_free_fig`] for the memo's site only: the smallest check.
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
-    pub(crate) fn fast_free_fig(&self, site: u32) -> Option<&SiteFig> {
+    pub(crate) fn memo_free_fig(&self, site: u32) -> Option<&SiteFig> {
         if self.pending.load(Relaxed) || self.last_site.load(Relaxed) != site.wrapping_add(1) {
             return None;
         }
@@ -486,6 +484,27 @@ impl Ledger {
         // SAFETY: the memo points into the current table or at `overflow`; it
         // is cleared whenever the table is replaced or released (as in `fig`).
         Some(unsafe { &*f })
+    }
+
+    /// The figures a free from `site` goes to, when [`Ledger::on_free`] is a
+    /// few adds: no peak is pending and `site` is the memo's or already in
+    /// the table (`None` otherwise, having changed nothing; a table hit
+    /// becomes the memo). Then [`Ledger::free_into`] completes the free.
+    /// Calls nothing, so a caller can stay a leaf.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    pub(crate) fn fast_free_fig(&self, site: u32) -> Option<&SiteFig> {
+        if let Some(f) = self.memo_free_fig(site) {
+            return Some(f);
+        }
+        if self.pending.load(Relaxed) {
+            return None;
+        }
+        let f = &self.table()?.find(site)?.fig;
+        self.last_fig
+            .store((f as *const SiteFig).cast_mut(), Relaxed);
+        self.last_site.store(site.wrapping_add(1), Relaxed);
+        Some(f)
     }
 
     /// [`Ledger::on_free`] into `f`, which [`Ledger::fast_free_fig`] gave.
@@ -661,12 +680,18 @@ mod tests {
             l.on_free(5, 30, 11, 12);
             l.on_alloc(5, 30, 13);
         }
-        // Site 4 is not the memo (5 is): no fast free.
-        assert!(fast.fast_free_fig(4).is_none());
-        // Site 5 is, and no peak is pending: the same as `on_free`.
+        // Site 9 is in no table: no fast free.
+        assert!(fast.fast_free_fig(9).is_none());
+        // Site 4 is in the table, but the memo is 5's.
+        assert!(fast.memo_free_fig(4).is_none());
+        // Site 5 is the memo, and no peak is pending: the same as `on_free`.
         let f = fast.fast_free_fig(5).unwrap();
         fast.free_into(f, 30, 13, 15);
         slow.on_free(5, 30, 13, 15);
+        // Site 4 is not the memo, but in the table: the same again.
+        let f = fast.fast_free_fig(4).unwrap();
+        fast.free_into(f, 100, 10, 16);
+        slow.on_free(4, 100, 10, 16);
         assert_eq!(fast.figures(true), slow.figures(true));
         assert_eq!(fast.peak(), slow.peak());
         fast.release();

@@ -409,6 +409,24 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
 fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
     if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
         if let Some(slot) = s.active_slot() {
+            if let Some(f) = slot.ledger.memo_free_fig(site) {
+                slot.ledger.free_into(f, size, birth, s.now());
+                return;
+            }
+        }
+    }
+    track_free_found(s, serial, tag, site, birth, size);
+}
+
+/// [`track_free_words`] past the ledger's memo: the same few adds when the
+/// site is in the ledger's table (a lookup that calls nothing), else
+/// [`track_free_general`]. Frees from varied stacks mostly end here.
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(never)]
+fn track_free_found(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
+    if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
+        if let Some(slot) = s.active_slot() {
             if let Some(f) = slot.ledger.fast_free_fig(site) {
                 slot.ledger.free_into(f, size, birth, s.now());
                 return;
@@ -418,7 +436,7 @@ fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u6
     track_free_general(s, serial, tag, site, birth, size);
 }
 
-/// [`track_free_words`] for any block.
+/// [`track_free_found`] for any block.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
