@@ -7,7 +7,8 @@
 //! allocation is still counted).
 //!
 //! ```text
-//! the walk's own memo (backtrace::Chain)  hit: the stack's words are the last ones
+//! the walk's own memo (backtrace::Chains) hit: the stack's words are those of the
+//!                                          last stack with the same first record
 //!   -> per-thread cache (256 x hash -> id)   hit: compare the frames with the record
 //!   -> index tables (2^12, 2^13, ... slots)  probe newest to oldest; insert in
 //!                                            the newest one under half full

@@ -65,6 +65,10 @@
 //! [`capture_site`] hands back the site it resolved last time, with no lookup. An
 //! allocation in a loop costs one compare per word read.
 //!
+//! A thread keeps [`CHAINS`] of them ([`Chains`]), one per key of a stack's first
+//! record (its address and return address), so that stacks taking turns (a parser's,
+//! a loop allocating from a few places) each find their own last walk.
+//!
 //! # Stack bounds
 //!
 //! Each thread's `[lo, hi)` is cached in a const-initialised `thread_local!` `Cell`
@@ -196,16 +200,17 @@ fn with_thread_chain<R>(
         // stays so during the walk (only memory below `sp` may change, and nothing else
         // runs on this thread during it).
         let stack = unsafe { LiveStack::new(sp, thread.hi) };
-        // The thread's chain has no destructor: `try_with` only fails if thread-locals
-        // are unusable, and then the walk goes without.
-        let mine = LAST_CHAIN.try_with(|chain| {
-            if chain.busy.replace(true) {
+        // The thread's chains have no destructor: `try_with` only fails if
+        // thread-locals are unusable, and then the walk goes without.
+        let mine = LAST_CHAINS.try_with(|chains| {
+            if chains.busy.replace(true) {
                 // The outer walk's chain keeps that walk's records.
                 return None;
             }
+            let chain = chains.for_walk_from(&stack, fp);
             let walked = walk(&stack, fp, limit, out, chain);
             let r = then(chain, walked, out);
-            chain.busy.set(false);
+            chains.busy.set(false);
             Some(r)
         });
         match mine {
@@ -283,11 +288,9 @@ pub(crate) const CHAIN_LEN: usize = 32;
 ///   when it stopped otherwise (a null return address, more than `CHAIN_LEN`
 ///   records, a start outside the stack);
 /// - `site` is what `capture_site` resolved `rets[..n]` to (0: none);
-/// - `busy` keeps all this one walk's: a walk that starts while another one runs on
-///   the same thread (a signal handler allocating) uses and teaches no chain, so no
-///   chain mixes two walks' records.
+/// - a thread's chains are used by one walk at a time (see [`Chains`]), so no chain
+///   mixes two walks' records.
 pub(crate) struct Chain {
-    busy: Cell<bool>,
     len: Cell<usize>,
     n: Cell<usize>,
     ends: Cell<Option<usize>>,
@@ -304,7 +307,6 @@ const NO_WORD: Cell<usize> = Cell::new(0);
 impl Chain {
     pub(crate) const fn new() -> Chain {
         Chain {
-            busy: Cell::new(false),
             len: Cell::new(0),
             n: Cell::new(0),
             ends: Cell::new(None),
@@ -345,8 +347,58 @@ impl Chain {
     }
 }
 
+/// Chains a thread keeps: one per key of a stack's first record.
+const CHAINS: usize = 16;
+const _: () = assert!(CHAINS.is_power_of_two());
+
+/// A thread's chains: the walks of up to [`CHAINS`] recent stacks, each in the slot of
+/// its first record (its address and return address, mixed), so that stacks that
+/// take turns (a parser's, a loop allocating from a few places) each find their own
+/// last walk, and each keep the site it resolved to.
+///
+/// `busy` keeps them all one walk's at a time: a walk that starts while another one
+/// runs on the same thread (a signal handler allocating inside the hook) uses and
+/// teaches none of them, so no chain mixes two walks' records.
+pub(crate) struct Chains {
+    busy: Cell<bool>,
+    set: [Chain; CHAINS],
+}
+
+#[allow(clippy::declare_interior_mutable_const)] // only to build `Chains::new`
+const NEW_CHAIN: Chain = Chain::new();
+
+impl Chains {
+    const fn new() -> Chains {
+        Chains {
+            busy: Cell::new(false),
+            set: [NEW_CHAIN; CHAINS],
+        }
+    }
+
+    /// The chain of a walk from `fp` over `mem`: picked by the record at `fp` (its
+    /// address and return address), which that walk reads first. Chain 0 when the
+    /// walk would not read it (it then stops before any record).
+    ///
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn for_walk_from<M: FrameMemory>(&self, mem: &M, fp: usize) -> &Chain {
+        let (lo, hi) = mem.bounds();
+        let mut i = 0;
+        // The walk's own checks before its first record (see `walk`).
+        if hi >= 2 * WORD && lo <= fp && fp % WORD == 0 && fp <= hi - 2 * WORD {
+            // SAFETY: `fp + WORD` is word-aligned and in `[lo, hi)` with its word
+            // (checked just above).
+            let ret = unsafe { mem.read_word(fp + WORD) };
+            let key = (fp ^ ret.rotate_left(32)) as u64;
+            i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CHAINS.trailing_zeros()))
+                as usize;
+        }
+        &self.set[i % CHAINS]
+    }
+}
+
 std::thread_local! {
-    static LAST_CHAIN: Chain = const { Chain::new() };
+    static LAST_CHAINS: Chains = const { Chains::new() };
 }
 
 /// The outcome of a walk: `n` return addresses, written to `out`, or, when `same`,
