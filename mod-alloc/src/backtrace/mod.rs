@@ -67,7 +67,9 @@
 //!
 //! A thread keeps [`CHAINS`] of them ([`Chains`]), one per key of a stack's first
 //! record (its address and return address), so that stacks taking turns (a parser's,
-//! a loop allocating from a few places) each find their own last walk.
+//! a loop allocating from a few places) each find their own last walk. A walk tries
+//! the last walk's chain first, which needs no read to pick; only when that is not
+//! its stack does it read its first record's return address to pick another.
 //!
 //! # Stack bounds
 //!
@@ -207,8 +209,7 @@ fn with_thread_chain<R>(
                 // The outer walk's chain keeps that walk's records.
                 return None;
             }
-            let chain = chains.for_walk_from(&stack, fp);
-            let walked = walk(&stack, fp, limit, out, chain);
+            let (chain, walked) = chains.walk(&stack, fp, limit, out);
             let r = then(chain, walked, out);
             chains.busy.set(false);
             Some(r)
@@ -361,6 +362,9 @@ const _: () = assert!(CHAINS.is_power_of_two());
 /// teaches none of them, so no chain mixes two walks' records.
 pub(crate) struct Chains {
     busy: Cell<bool>,
+    /// The chain the thread's last walk used, as a pointer into `set` (null:
+    /// none yet, read as chain 0): read as the walk starts, so one load away.
+    last: Cell<*const Chain>,
     set: [Chain; CHAINS],
 }
 
@@ -371,17 +375,66 @@ impl Chains {
     const fn new() -> Chains {
         Chains {
             busy: Cell::new(false),
+            last: Cell::new(core::ptr::null()),
             set: [NEW_CHAIN; CHAINS],
         }
     }
 
-    /// The chain of a walk from `fp` over `mem`: picked by the record at `fp` (its
-    /// address and return address), which that walk reads first. Chain 0 when the
-    /// walk would not read it (it then stops before any record).
+    /// The chain the thread's last walk used.
+    #[inline(always)]
+    fn last(&self) -> &Chain {
+        let p = self.last.get();
+        if p.is_null() {
+            return &self.set[0];
+        }
+        // SAFETY: a non-null `last` was stored by `use_chain` from a reference into
+        // this value's `set`, which lives (and does not move) as long as `self`.
+        unsafe { &*p }
+    }
+
+    /// [`walk`] with one of these chains: the last walk's first, so that a stack
+    /// allocating again (a loop) is found without reading anything to pick a
+    /// chain; else the chain of the walk's first record ([`Chains::for_walk_from`]),
+    /// which the next walk then tries first. Returns the chain used and the result.
     ///
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
-    fn for_walk_from<M: FrameMemory>(&self, mem: &M, fp: usize) -> &Chain {
+    fn walk<M: FrameMemory>(
+        &self,
+        mem: &M,
+        fp: usize,
+        limit: usize,
+        out: &mut [MaybeUninit<usize>],
+    ) -> (&Chain, Walked) {
+        let last = self.last();
+        match replay(mem, fp, limit, last) {
+            Ok(walked) => (last, walked),
+            Err(state) => {
+                let (_, chain) = self.for_walk_from(mem, fp);
+                self.use_chain(chain);
+                if core::ptr::eq(chain, last) {
+                    // Go on from the replay just made.
+                    (chain, finish(mem, out, chain, state))
+                } else {
+                    (chain, walk(mem, fp, limit, out, chain))
+                }
+            }
+        }
+    }
+
+    /// Makes `chain` (one of `set`) the one the next walk tries first.
+    #[inline(always)]
+    fn use_chain(&self, chain: &Chain) {
+        self.last.set(chain);
+    }
+
+    /// The chain of a walk from `fp` over `mem`, and its index: picked by the record
+    /// at `fp` (its address and return address), which that walk reads first. Chain
+    /// 0 when the walk would not read it (it then stops before any record).
+    ///
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn for_walk_from<M: FrameMemory>(&self, mem: &M, fp: usize) -> (usize, &Chain) {
         let (lo, hi) = mem.bounds();
         let mut i = 0;
         // The walk's own checks before its first record (see `walk`).
@@ -393,7 +446,8 @@ impl Chains {
             i = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - CHAINS.trailing_zeros()))
                 as usize;
         }
-        &self.set[i % CHAINS]
+        let i = i % CHAINS;
+        (i, &self.set[i])
     }
 }
 
@@ -533,11 +587,43 @@ impl FrameMemory for LiveStack {
 #[inline(always)]
 fn walk<M: FrameMemory>(
     mem: &M,
-    mut fp: usize,
+    fp: usize,
     limit: usize,
     out: &mut [MaybeUninit<usize>],
     chain: &Chain,
 ) -> Walked {
+    match replay(mem, fp, limit, chain) {
+        Ok(walked) => walked,
+        Err(state) => finish(mem, out, chain, state),
+    }
+}
+
+/// Where a replay that did not give the chain's walk again stopped: the walk goes on
+/// from there with [`finish`].
+struct Replayed {
+    /// Records replayed (the chain's `rets[..written]` are their return addresses).
+    written: usize,
+    /// The next record's address: the chain's record `written` if `held`, else the
+    /// last replayed record's saved fp (not yet checked against the chain).
+    fp: usize,
+    /// The record at `fp`, read (its saved fp and return address), if it was.
+    held: Option<(usize, usize)>,
+    top: usize,
+    limit: usize,
+}
+
+/// The first part of [`walk`]: the start checks, and the records that hold what they
+/// held in `chain`'s walk. `Ok` with the whole result when that is the chain's walk
+/// again (`same`, the chain untouched) or when the walk cannot start (the chain then
+/// learns an empty walk); `Err` with where it stopped otherwise, having written
+/// nothing. Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn replay<M: FrameMemory>(
+    mem: &M,
+    mut fp: usize,
+    limit: usize,
+    chain: &Chain,
+) -> Result<Walked, Replayed> {
     let (lo, hi) = mem.bounds();
     // The highest address a record may start at; every later record is above
     // the first, so `lo <= fp` needs checking only once.
@@ -545,7 +631,7 @@ fn walk<M: FrameMemory>(
     // Every later `fp` is checked for alignment before it is followed (below).
     if hi < 2 * WORD || fp < lo || fp % WORD != 0 {
         chain.learn_end(0, 0, None, top, 0);
-        return Walked::EMPTY;
+        return Ok(Walked::EMPTY);
     }
     let limit = limit.min(MAX_DEPTH);
 
@@ -605,11 +691,37 @@ fn walk<M: FrameMemory>(
         // Every record the chain's walk read holds the same words, and it stopped
         // after the last one for a reason that depends only on its saved fp (now
         // `fp`), `top` and `limit`, all the same: so does this walk.
-        return Walked {
+        return Ok(Walked {
             n: written,
             same: true,
-        };
+        });
     }
+    Err(Replayed {
+        written,
+        fp,
+        held,
+        top,
+        limit,
+    })
+}
+
+/// The rest of [`walk`], from where [`replay`] stopped with `chain`: the replayed
+/// records' return addresses, then the predicted and the chained records.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn finish<M: FrameMemory>(
+    mem: &M,
+    out: &mut [MaybeUninit<usize>],
+    chain: &Chain,
+    state: Replayed,
+) -> Walked {
+    let Replayed {
+        mut written,
+        mut fp,
+        held,
+        top,
+        limit,
+    } = state;
     // The replayed records' return addresses are the chain's.
     for (slot, ret) in out.iter_mut().zip(&chain.rets[..written]) {
         slot.write(ret.get());

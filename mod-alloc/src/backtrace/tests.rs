@@ -720,7 +720,10 @@ fn stacks_taking_turns_each_replay_their_own_chain() {
                 mem.record(fp, fp + 64, 0x5000 * (i + 1) + k);
             }
         }
-        let (ca, cb) = (chains.for_walk_from(&mem, a), chains.for_walk_from(&mem, b));
+        let (ca, cb) = (
+            chains.for_walk_from(&mem, a).1,
+            chains.for_walk_from(&mem, b).1,
+        );
         if !core::ptr::eq(ca, cb) {
             break (a, b);
         }
@@ -729,7 +732,7 @@ fn stacks_taking_turns_each_replay_their_own_chain() {
     let mut results = Vec::new();
     for round in 0..6 {
         let start = if round % 2 == 0 { a } else { b };
-        let chain = chains.for_walk_from(&mem, start);
+        let chain = chains.for_walk_from(&mem, start).1;
         let mut out = [0; 8];
         let (n, same) = mem.walk_with(start, &mut out, chain);
         let mut plain = [0; 8];
@@ -743,14 +746,77 @@ fn stacks_taking_turns_each_replay_their_own_chain() {
 }
 
 #[test]
+fn a_threads_chains_walk_stacks_taking_turns_as_plain_walks_do() {
+    // Three stacks in one memory; each walked in turn, over and over, through a
+    // thread's chains: the same results and the same reads as plain walks, and
+    // from its second turn on each stack is found again (unless two of them share
+    // a chain, which the random starts below make unlikely but allowed).
+    let mut rng = Rng(7);
+    for round in 0..50 {
+        let chains = Chains::new();
+        let mut mem = FakeStack::new(LO, HI);
+        let starts: Vec<usize> = (0..3)
+            .map(|i| LO + 0x1000 + 0x4000 * i + 16 * rng.range(0, 64))
+            .collect();
+        for (i, &start) in starts.iter().enumerate() {
+            for k in 0..10 {
+                let fp = start + 64 * k;
+                let next = if k == 9 { 0 } else { fp + 64 };
+                mem.record(fp, next, 0x7000 * (i + 1) + rng.range(0, 4));
+            }
+        }
+        let distinct = {
+            let mut ids: Vec<usize> = starts
+                .iter()
+                .map(|&s| chains.for_walk_from(&mem, s).0)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len() == starts.len()
+        };
+        for turn in 0..12 {
+            let start = starts[turn % 3];
+            let mut plain = [0; 8];
+            let n = mem.walk_into(start, &mut plain);
+            let plain_reads = mem.reads.borrow().clone();
+            mem.reads.borrow_mut().clear();
+            let mut out = [0; 8];
+            let (chain, walked) = {
+                let out = as_uninit(&mut out);
+                let (chain, walked) = chains.walk(&mem, start, 8, out);
+                walked.materialise(chain, out);
+                (chain as *const Chain, walked)
+            };
+            assert_eq!(
+                (walked.n, &out[..walked.n]),
+                (n, &plain[..n]),
+                "round {round}, turn {turn}"
+            );
+            // Only words the plain walk reads, and the first record's return
+            // address (read to pick a chain).
+            let reads = mem.reads.borrow().clone();
+            assert!(
+                reads
+                    .iter()
+                    .all(|r| plain_reads.contains(r) || *r == start + WORD),
+                "round {round}, turn {turn}: {reads:x?}"
+            );
+            if distinct && turn >= 3 {
+                assert!(walked.same, "round {round}, turn {turn}: not found again");
+            }
+            assert!(core::ptr::eq(chain, chains.last()));
+        }
+    }
+}
+
+#[test]
 fn a_walk_that_would_not_read_its_first_record_takes_chain_zero() {
     let chains = Chains::new();
     let mem = FakeStack::new(LO, HI);
     for fp in [LO - WORD, LO + 1, HI - WORD, HI] {
-        assert!(core::ptr::eq(
-            chains.for_walk_from(&mem, fp),
-            &chains.set[0]
-        ));
+        let (i, chain) = chains.for_walk_from(&mem, fp);
+        assert_eq!(i, 0);
+        assert!(core::ptr::eq(chain, &chains.set[0]));
     }
     assert!(mem.reads.borrow().is_empty());
 }
