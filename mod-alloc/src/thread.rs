@@ -26,6 +26,8 @@
 
 use crate::global::{self, Counters, ThreadSlot, EPOCH};
 use crate::header::Header;
+#[cfg(feature = "backtraces")]
+use crate::ledger::{Ledger, SiteFig};
 use crate::scope::{self, SharedScope};
 use core::cell::Cell;
 use core::ptr;
@@ -402,20 +404,14 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
 /// common case (a block of no scope, of this window, from the site the
 /// process ledger saw last, no peak pending) is a few adds here, with no
 /// call and so no saved register; anything else tail-calls
-/// [`track_free_general`].
+/// [`track_free_found`].
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
 fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
-    if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
-        if let Some(slot) = s.active_slot() {
-            if let Some(f) = slot.ledger.memo_free_fig(site) {
-                slot.ledger.free_into(f, size, birth, s.now());
-                return;
-            }
-        }
+    if !free_in_process_ledger(s, serial, tag, site, birth, size, Ledger::memo_free_fig) {
+        track_free_found(s, serial, tag, site, birth, size);
     }
-    track_free_found(s, serial, tag, site, birth, size);
 }
 
 /// [`track_free_words`] past the ledger's memo: the same few adds when the
@@ -425,15 +421,38 @@ fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u6
 #[cfg(feature = "backtraces")]
 #[inline(never)]
 fn track_free_found(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
-    if serial == 0 && Header::epoch_of_tag(tag) == s.epoch16.get() {
-        if let Some(slot) = s.active_slot() {
-            if let Some(f) = slot.ledger.fast_free_fig(site) {
-                slot.ledger.free_into(f, size, birth, s.now());
-                return;
-            }
-        }
+    if !free_in_process_ledger(s, serial, tag, site, birth, size, Ledger::fast_free_fig) {
+        track_free_general(s, serial, tag, site, birth, size);
     }
-    track_free_general(s, serial, tag, site, birth, size);
+}
+
+/// The fast paths of a free: a block of no scope and of this window, whose
+/// figures `fig` finds in the thread's process ledger without a call, is
+/// counted there with a few adds. Returns `false` having changed nothing
+/// otherwise (`fig` may only have remembered what it found).
+/// Hook-safe: no allocation, no lock, no panic.
+#[cfg(feature = "backtraces")]
+#[inline(always)]
+fn free_in_process_ledger(
+    s: &ThreadState,
+    serial: u64,
+    tag: u64,
+    site: u32,
+    birth: u64,
+    size: u64,
+    fig: fn(&Ledger, u32) -> Option<&SiteFig>,
+) -> bool {
+    if serial != 0 || Header::epoch_of_tag(tag) != s.epoch16.get() {
+        return false;
+    }
+    let Some(slot) = s.active_slot() else {
+        return false;
+    };
+    let Some(f) = fig(&slot.ledger, site) else {
+        return false;
+    };
+    slot.ledger.free_into(f, size, birth, s.now());
+    true
 }
 
 /// [`track_free_found`] for any block.

@@ -334,6 +334,16 @@ impl Chain {
 }
 
 impl Chain {
+    /// Writes the first `n` return addresses of the last walk (at most
+    /// [`CHAIN_LEN`]) into `out`, as far as it is long.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn copy_rets(&self, n: usize, out: &mut [MaybeUninit<usize>]) {
+        for (slot, ret) in out.iter_mut().zip(&self.rets[..n.min(CHAIN_LEN)]) {
+            slot.write(ret.get());
+        }
+    }
+
     /// The first `n` return addresses of the last walk (at most [`CHAIN_LEN`]).
     ///
     /// # Safety
@@ -438,7 +448,7 @@ impl Chains {
         let (lo, hi) = mem.bounds();
         let mut i = 0;
         // The walk's own checks before its first record (see `walk`).
-        if hi >= 2 * WORD && lo <= fp && fp % WORD == 0 && fp <= hi - 2 * WORD {
+        if can_start(lo, hi, fp) && fp <= hi - 2 * WORD {
             // SAFETY: `fp + WORD` is word-aligned and in `[lo, hi)` with its word
             // (checked just above).
             let ret = unsafe { mem.read_word(fp + WORD) };
@@ -475,9 +485,7 @@ impl Walked {
     #[inline(always)]
     fn materialise(self, chain: &Chain, out: &mut [MaybeUninit<usize>]) -> usize {
         if self.same {
-            for (slot, ret) in out.iter_mut().zip(&chain.rets[..self.n.min(CHAIN_LEN)]) {
-                slot.write(ret.get());
-            }
+            chain.copy_rets(self.n, out);
         }
         self.n.min(out.len())
     }
@@ -598,6 +606,15 @@ fn walk<M: FrameMemory>(
     }
 }
 
+/// Whether a walk over `[lo, hi)` may start at `fp`: the stack can hold a record,
+/// and `fp` is in it and word-aligned. Every later `fp` is checked for alignment
+/// before it is followed, and is above this one.
+/// Hook-safe: no allocation, no lock, no panic.
+#[inline(always)]
+fn can_start(lo: usize, hi: usize, fp: usize) -> bool {
+    hi >= 2 * WORD && lo <= fp && fp % WORD == 0
+}
+
 /// Where a replay that did not give the chain's walk again stopped: the walk goes on
 /// from there with [`finish`].
 struct Replayed {
@@ -629,7 +646,7 @@ fn replay<M: FrameMemory>(
     // the first, so `lo <= fp` needs checking only once.
     let top = hi.saturating_sub(2 * WORD);
     // Every later `fp` is checked for alignment before it is followed (below).
-    if hi < 2 * WORD || fp < lo || fp % WORD != 0 {
+    if !can_start(lo, hi, fp) {
         chain.learn_end(0, 0, None, top, 0);
         return Ok(Walked::EMPTY);
     }
@@ -718,43 +735,33 @@ fn finish<M: FrameMemory>(
     let Replayed {
         mut written,
         mut fp,
-        held,
+        mut held,
         top,
         limit,
     } = state;
     // The replayed records' return addresses are the chain's.
-    for (slot, ret) in out.iter_mut().zip(&chain.rets[..written]) {
-        slot.write(ret.get());
-    }
+    chain.copy_rets(written, out);
     let mut last = written.checked_sub(1).map(|i| chain.fps[i].get());
-    if let Some((next, ret)) = held {
-        // The record at `fp` (the chain's record `written`), read above.
-        if ret == 0 {
-            chain.learn_end(written + 1, written, None, top, limit);
-            return Walked::fresh(written);
-        }
-        if let Some(slot) = out.get_mut(written) {
-            slot.write(ret);
-        }
-        chain.rets[written].set(ret);
-        written += 1;
-        last = Some(fp);
-        fp = next;
-    }
 
     // Predicted: while each record is where the chain's walk found it. Record `k > 0`
     // is reached from record `k - 1`, which is `chain.fps[k - 1]`, by the saved fp
-    // `chain.fps[k]`: a link that walk checked.
+    // `chain.fps[k]`: a link that walk checked. The first may be the one the replay
+    // read (`held`: record `written`, at `fp`; `written < replay <= len`).
     let predicted = chain.len.get().min(CHAIN_LEN).min(limit);
     while written < predicted {
-        let at = chain.fps[written].get();
-        // As in the replay above.
-        let through = opaque(at);
-        if at != fp {
-            break;
-        }
-        // SAFETY: as in the replay above (`written < len`).
-        let (next, ret) = unsafe { read_record(mem, through) };
+        let (next, ret) = match held.take() {
+            Some(record) => record,
+            None => {
+                let at = chain.fps[written].get();
+                // As in the replay.
+                let through = opaque(at);
+                if at != fp {
+                    break;
+                }
+                // SAFETY: as in the replay (`written < len`).
+                unsafe { read_record(mem, through) }
+            }
+        };
         if ret == 0 {
             // The chain still holds this walk's records up to here.
             chain.learn_end(written + 1, written, None, top, limit);
