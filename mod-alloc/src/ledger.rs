@@ -395,13 +395,32 @@ impl Ledger {
     /// when the table has no room and cannot grow.
     #[inline(always)]
     fn fig(&self, site: u32) -> &SiteFig {
-        if self.last_site.load(Relaxed) == site.wrapping_add(1) {
-            let f = self.last_fig.load(Relaxed);
-            // SAFETY: the memo points into the current table or at `overflow`;
-            // it is cleared whenever the table is replaced or released.
-            return unsafe { &*f };
+        match self.memo(site) {
+            Some(f) => f,
+            None => self.fig_unmemoised(site),
         }
-        self.fig_unmemoised(site)
+    }
+
+    /// The figures of `site` if it is the memo's (the last site looked up).
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn memo(&self, site: u32) -> Option<&SiteFig> {
+        if self.last_site.load(Relaxed) != site.wrapping_add(1) {
+            return None;
+        }
+        let f = self.last_fig.load(Relaxed);
+        // SAFETY: the memo points into the current table or at `overflow`; it
+        // is cleared whenever the table is replaced or released.
+        Some(unsafe { &*f })
+    }
+
+    /// Makes `f`, the figures of `site`, the memo.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn remember(&self, site: u32, f: &SiteFig) {
+        self.last_fig
+            .store((f as *const SiteFig).cast_mut(), Relaxed);
+        self.last_site.store(site.wrapping_add(1), Relaxed);
     }
 
     /// [`Ledger::fig`] past the memo: finds or claims the entry, remembers it.
@@ -411,9 +430,7 @@ impl Ledger {
             Some(e) => &e.fig,
             None => self.fig_new(site),
         };
-        self.last_fig
-            .store((f as *const SiteFig).cast_mut(), Relaxed);
-        self.last_site.store(site.wrapping_add(1), Relaxed);
+        self.remember(site, f);
         f
     }
 
@@ -465,25 +482,17 @@ impl Ledger {
         if self.pending.load(Relaxed) {
             self.copy_peak();
         }
-        add(&self.live_out, size);
-        let f = self.fig(site);
-        add(&f.frees, 1);
-        add(&f.freed, size);
-        add(&f.freed_births, birth);
-        add(&f.lifetimes, now.saturating_sub(birth));
+        self.free_into(self.fig(site), size, birth, now);
     }
 
     /// [`Ledger::fast_free_fig`] for the memo's site only: the smallest check.
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
     pub(crate) fn memo_free_fig(&self, site: u32) -> Option<&SiteFig> {
-        if self.pending.load(Relaxed) || self.last_site.load(Relaxed) != site.wrapping_add(1) {
+        if self.pending.load(Relaxed) {
             return None;
         }
-        let f = self.last_fig.load(Relaxed);
-        // SAFETY: the memo points into the current table or at `overflow`; it
-        // is cleared whenever the table is replaced or released (as in `fig`).
-        Some(unsafe { &*f })
+        self.memo(site)
     }
 
     /// The figures a free from `site` goes to, when [`Ledger::on_free`] is a
@@ -494,20 +503,19 @@ impl Ledger {
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
     pub(crate) fn fast_free_fig(&self, site: u32) -> Option<&SiteFig> {
-        if let Some(f) = self.memo_free_fig(site) {
-            return Some(f);
-        }
         if self.pending.load(Relaxed) {
             return None;
         }
+        if let Some(f) = self.memo(site) {
+            return Some(f);
+        }
         let f = &self.table()?.find(site)?.fig;
-        self.last_fig
-            .store((f as *const SiteFig).cast_mut(), Relaxed);
-        self.last_site.store(site.wrapping_add(1), Relaxed);
+        self.remember(site, f);
         Some(f)
     }
 
-    /// [`Ledger::on_free`] into `f`, which [`Ledger::fast_free_fig`] gave.
+    /// The adds of a free into `f`, the figures of its site (from [`Ledger::fig`],
+    /// or [`Ledger::fast_free_fig`] when no peak is pending).
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
     pub(crate) fn free_into(&self, f: &SiteFig, size: u64, birth: u64, now: u64) {
