@@ -317,13 +317,7 @@ pub(crate) fn on_alloc(size: usize) -> Header {
             .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
         c.bytes.store(bytes, Relaxed);
         scope_alloc(s, size);
-        #[allow(unused_mut)] // call sites fill it in
-        let mut h = s.header();
-        #[cfg(feature = "backtraces")]
-        {
-            (h.site, h.birth) = track_alloc(s, size);
-        }
-        h
+        new_block(s, size)
     })
     .unwrap_or_else(Header::untracked)
 }
@@ -362,15 +356,25 @@ pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
         c.allocs
             .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
         c.bytes.store(bytes, Relaxed);
-        #[allow(unused_mut)] // call sites fill it in
-        let mut h = s.header();
-        #[cfg(feature = "backtraces")]
-        {
-            (h.site, h.birth) = track_alloc(s, size);
-        }
-        Some(h)
+        Some(new_block(s, size))
     })
     .flatten()
+}
+
+/// The header of a block of `size` bytes counted now, with its call site
+/// (feature `backtraces`: captured and added to the ledgers here).
+/// Hook-safe: no allocation through the global allocator, no lock, no panic.
+#[inline(always)]
+fn new_block(s: &ThreadState, size: u64) -> Header {
+    #[allow(unused_mut)] // call sites fill it in
+    let mut h = s.header();
+    #[cfg(feature = "backtraces")]
+    {
+        (h.site, h.birth) = track_alloc(s, size);
+    }
+    #[cfg(not(feature = "backtraces"))]
+    let _ = size;
+    h
 }
 
 /// Call sites: captures the stack and adds the block to the per-site
@@ -503,13 +507,7 @@ fn slow_alloc(s: &ThreadState, size: u64) -> Header {
     }
     slow(s, Event::Alloc(size));
     scope_alloc(s, size);
-    #[allow(unused_mut)] // call sites fill it in
-    let mut h = s.header();
-    #[cfg(feature = "backtraces")]
-    {
-        (h.site, h.birth) = track_alloc(s, size);
-    }
-    h
+    new_block(s, size)
 }
 
 /// Counts the free of a block of `size` bytes whose header is `h`.
