@@ -26,8 +26,6 @@
 
 use crate::global::{self, Counters, ThreadSlot, EPOCH};
 use crate::header::Header;
-#[cfg(feature = "backtraces")]
-use crate::ledger::{Ledger, SiteFig};
 use crate::scope::{self, SharedScope};
 use core::cell::Cell;
 use core::ptr;
@@ -405,35 +403,23 @@ fn track_free(s: &ThreadState, h: &Header, size: u64) {
 
 /// [`track_free`] with the header's words as values: passed in registers,
 /// where a `&Header` would make the caller build the header in memory. The
-/// common case (a block of no scope, of this window, from the site the
-/// process ledger saw last, no peak pending) is a few adds here, with no
-/// call and so no saved register; anything else tail-calls
-/// [`track_free_found`].
+/// common case (a block of no scope, of this window, from a site the process
+/// ledger has seen, no peak pending) is a few adds here, with no call and so
+/// no saved register; anything else tail-calls [`track_free_general`].
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
 fn track_free_words(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
-    if !free_in_process_ledger(s, serial, tag, site, birth, size, Ledger::memo_free_fig) {
-        track_free_found(s, serial, tag, site, birth, size);
-    }
-}
-
-/// [`track_free_words`] past the ledger's memo: the same few adds when the
-/// site is in the ledger's table (a lookup that calls nothing), else
-/// [`track_free_general`]. Frees from varied stacks mostly end here.
-/// Hook-safe: no allocation through the global allocator, no lock, no panic.
-#[cfg(feature = "backtraces")]
-#[inline(never)]
-fn track_free_found(s: &ThreadState, serial: u64, tag: u64, site: u32, birth: u64, size: u64) {
-    if !free_in_process_ledger(s, serial, tag, site, birth, size, Ledger::fast_free_fig) {
+    if !free_in_process_ledger(s, serial, tag, site, birth, size) {
         track_free_general(s, serial, tag, site, birth, size);
     }
 }
 
-/// The fast paths of a free: a block of no scope and of this window, whose
-/// figures `fig` finds in the thread's process ledger without a call, is
+/// The fast path of a free: a block of no scope and of this window, whose
+/// figures [`fast_free_fig`](crate::ledger::Ledger::fast_free_fig) finds in the
+/// thread's process ledger, is
 /// counted there with a few adds. Returns `false` having changed nothing
-/// otherwise (`fig` may only have remembered what it found).
+/// otherwise.
 /// Hook-safe: no allocation, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(always)]
@@ -444,7 +430,6 @@ fn free_in_process_ledger(
     site: u32,
     birth: u64,
     size: u64,
-    fig: fn(&Ledger, u32) -> Option<&SiteFig>,
 ) -> bool {
     if serial != 0 || Header::epoch_of_tag(tag) != s.epoch16.get() {
         return false;
@@ -452,14 +437,14 @@ fn free_in_process_ledger(
     let Some(slot) = s.active_slot() else {
         return false;
     };
-    let Some(f) = fig(&slot.ledger, site) else {
+    let Some(f) = slot.ledger.fast_free_fig(site) else {
         return false;
     };
     slot.ledger.free_into(f, size, birth, s.now());
     true
 }
 
-/// [`track_free_found`] for any block.
+/// [`track_free_words`] for any block.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
 #[inline(never)]
