@@ -13,8 +13,9 @@
 //!   other threads see whole values; never a read-modify-write);
 //! - a site goes in the slot of its own id (ids are handed out in order, so a
 //!   ledger's sites mostly sit in their own slots), or the next free one; the
-//!   owner's lookups read the current table's `entries` and `mask`, which the
-//!   owner sets with the table, and try the own slot first;
+//!   owner's lookups try the memo (the last site looked up), then the own slot
+//!   through the current table's `entries` and `mask`, which the owner sets
+//!   with the table;
 //! - the table grows by copying into a new one twice as large; the old one is
 //!   freed at once when no other thread reads the ledger (scopes), and kept
 //!   (leaked, at most the size of the final table) when they may (process);
@@ -336,6 +337,12 @@ pub(crate) struct Ledger {
     /// Site 0 ("unknown") when the table cannot grow: figures that find no
     /// room go here, so none is lost.
     overflow: SiteFig,
+    /// Owner-only memo of the last site looked up: its id + 1 (0: none) and its
+    /// figures. An allocation and its free often name the same site, and a
+    /// loop allocating from one place always does: then its figures are known
+    /// at once (one load, not a walk through the table to an entry).
+    last_site: AtomicU32,
+    last_fig: AtomicPtr<SiteFig>,
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // a template for statics and arrays
@@ -353,6 +360,8 @@ impl Ledger {
             peak_time: AtomicU64::new(0),
             pending: AtomicBool::new(false),
             overflow: SiteFig::new(),
+            last_site: AtomicU32::new(0),
+            last_fig: AtomicPtr::new(ptr::null_mut()),
         }
     }
 
@@ -390,6 +399,7 @@ impl Ledger {
                     }
                 }
             }
+            self.forget_last();
             self.entries.store(new.entries, Relaxed);
             self.mask.store((1usize << new.bits) - 1, Relaxed);
             let replaced = self.table.swap(fresh, AcqRel);
@@ -406,10 +416,50 @@ impl Ledger {
     /// Hook-safe: no allocation through the global allocator, no lock, no panic.
     #[inline(always)]
     fn fig(&self, site: u32) -> &SiteFig {
-        match self.own_slot(site) {
-            Some(e) => &e.fig,
+        match self.found(site) {
+            Some(f) => f,
             None => self.fig_elsewhere(site),
         }
+    }
+
+    /// The figures of `site` if it is the memo's or sits in its own slot (then
+    /// remembered); calls nothing. Owner only.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn found(&self, site: u32) -> Option<&SiteFig> {
+        if let Some(f) = self.memo(site) {
+            return Some(f);
+        }
+        let f = &self.own_slot(site)?.fig;
+        self.remember(site, f);
+        Some(f)
+    }
+
+    /// The figures of `site` if it is the memo's (the last site looked up).
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn memo(&self, site: u32) -> Option<&SiteFig> {
+        if self.last_site.load(Relaxed) != site.wrapping_add(1) {
+            return None;
+        }
+        let f = self.last_fig.load(Relaxed);
+        // SAFETY: the memo points into the current table or at `overflow`; it
+        // is cleared whenever the table is replaced or released.
+        Some(unsafe { &*f })
+    }
+
+    /// Makes `f`, the figures of `site`, the memo.
+    /// Hook-safe: no allocation, no lock, no panic.
+    #[inline(always)]
+    fn remember(&self, site: u32, f: &SiteFig) {
+        self.last_fig
+            .store((f as *const SiteFig).cast_mut(), Relaxed);
+        self.last_site.store(site.wrapping_add(1), Relaxed);
+    }
+
+    /// Forgets the memo (the table is about to change).
+    fn forget_last(&self) {
+        self.last_site.store(0, Relaxed);
     }
 
     /// The entry of `site` when it sits in its own slot (see
@@ -440,10 +490,12 @@ impl Ledger {
     /// [`Ledger::fig`] when `site` is not in its own slot: further along, or new.
     #[inline(never)]
     fn fig_elsewhere(&self, site: u32) -> &SiteFig {
-        match self.table().and_then(|t| t.find(site)) {
+        let f = match self.table().and_then(|t| t.find(site)) {
             Some(e) => &e.fig,
             None => self.fig_new(site),
-        }
+        };
+        self.remember(site, f);
+        f
     }
 
     /// The figures of a site new to this ledger: a claimed entry, or the
@@ -493,16 +545,17 @@ impl Ledger {
     }
 
     /// The figures a free from `site` goes to, when [`Ledger::on_free`] is a
-    /// few adds: no peak is pending and `site` is in its own slot of the table
-    /// (`None` otherwise, having changed nothing). Then [`Ledger::free_into`]
-    /// completes the free. Calls nothing, so a caller can stay a leaf.
+    /// few adds: no peak is pending and `site` is the memo's or in its own slot
+    /// of the table (`None` otherwise, having changed nothing but the memo).
+    /// Then [`Ledger::free_into`] completes the free. Calls nothing, so a
+    /// caller can stay a leaf.
     /// Hook-safe: no allocation, no lock, no panic.
     #[inline(always)]
     pub(crate) fn fast_free_fig(&self, site: u32) -> Option<&SiteFig> {
         if self.pending.load(Relaxed) {
             return None;
         }
-        Some(&self.own_slot(site)?.fig)
+        self.found(site)
     }
 
     /// The adds of a free into `f`, the figures of its site (from [`Ledger::fig`],
@@ -548,6 +601,7 @@ impl Ledger {
 
     /// Gives the table back (scope ledgers, when their scope closes); owner only.
     pub(crate) fn release(&self) {
+        self.forget_last();
         self.entries.store(ptr::null_mut(), Relaxed);
         let t = self.table.swap(ptr::null_mut(), AcqRel);
         if !t.is_null() && !self.shared.load(Relaxed) {
@@ -719,9 +773,12 @@ mod tests {
         }
         for (i, &site) in sites.iter().enumerate().rev() {
             l.on_free(site, 10 * (i as u64 + 1), 0, 5);
-            // Only site 1 has its own slot: the others' frees take the long
-            // way, which finds them further along.
-            assert_eq!(l.fast_free_fig(site).is_some(), site == 1, "site {site}");
+        }
+        // Only site 1 has its own slot (and it is the memo now): a free from
+        // another takes the long way, which finds it further along.
+        assert!(l.fast_free_fig(1).is_some());
+        for &site in &sites[1..] {
+            assert!(l.fast_free_fig(site).is_none(), "site {site}");
         }
         for (i, &site) in sites.iter().enumerate() {
             let f = fig_of(&l, site);

@@ -287,6 +287,7 @@ pub(crate) fn free_foreign(h: &crate::header::Header, size: u64) {
 /// innermost down to the first joined (proxy) or shared one.
 /// Hook-safe: no allocation through the global allocator, no lock, no panic.
 #[cfg(feature = "backtraces")]
+#[inline(always)]
 pub(crate) fn ledgers_alloc(slot: &ThreadSlot, site: u32, size: u64, now: u64) {
     let depth = (slot.depth.load(Relaxed) as usize).min(MAX_DEPTH);
     for e in slot.entries[..depth].iter().rev() {
