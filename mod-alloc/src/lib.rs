@@ -4,21 +4,28 @@
 //! code allocates, exactly, on its own thread, even while other threads (other
 //! tests) allocate at the same time:
 //!
-//! ```
-//! use mod_alloc::{ModAlloc, Profiler};
-//!
-//! #[global_allocator]
-//! static GLOBAL: ModAlloc = ModAlloc::new();
-//!
-//! let p = Profiler::start();
-//! let v: Vec<u64> = (0..1000).collect();
-//! drop(v);
-//! let stats = p.stop();
-//! assert_eq!(stats.alloc_count, 1);
-//! assert_eq!(stats.total_bytes, 8000);
-//! assert_eq!(stats.peak_bytes, 8000);
-//! assert_eq!(stats.current_bytes, 0);
-//! ```
+// The example needs the default `std` feature (scopes); without it, it is
+// left out, so that `cargo test --no-default-features` runs.
+#![cfg_attr(
+    feature = "std",
+    doc = r#"
+```
+use mod_alloc::{ModAlloc, Profiler};
+
+#[global_allocator]
+static GLOBAL: ModAlloc = ModAlloc::new();
+
+let p = Profiler::start();
+let v: Vec<u64> = (0..1000).collect();
+drop(v);
+let stats = p.stop();
+assert_eq!(stats.alloc_count, 1);
+assert_eq!(stats.total_bytes, 8000);
+assert_eq!(stats.peak_bytes, 8000);
+assert_eq!(stats.current_bytes, 0);
+```
+"#
+)]
 //!
 //! # Scopes and process-wide figures
 //!
@@ -80,6 +87,10 @@
 //!   dhat-rs users (`use mod_alloc::dhat_compat as dhat;`).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// Unit tests may use `std` whatever the features.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
 
 mod alloc;
 #[cfg(feature = "backtraces")]
