@@ -202,3 +202,45 @@ fn without_memory_for_the_site_table_new_stacks_are_unknown_but_counted() {
     );
     drop(kept);
 }
+
+#[inline(never)]
+fn one_big_block() -> Vec<u8> {
+    black_box(Vec::with_capacity(3 << 20))
+}
+
+#[inline(never)]
+fn three_big_blocks() -> Vec<Vec<u8>> {
+    (0..3)
+        .map(|_| black_box(Vec::with_capacity(2 << 20)))
+        .collect()
+}
+
+#[test]
+fn process_report_counts_one_alloc_and_several_allocs() {
+    drop(one_big_block());
+    drop(three_big_blocks());
+    let report = GLOBAL.symbolicated_report();
+    // The blocks are the largest any test here allocates, so their sites head
+    // the table by bytes.
+    let by_bytes: Vec<&str> = report
+        .lines()
+        .skip_while(|l| !l.starts_with("call sites by bytes allocated"))
+        .take_while(|l| !l.starts_with("call sites by bytes at peak"))
+        .collect();
+    let row = |name: &str| {
+        by_bytes
+            .iter()
+            .find(|l| l.contains(name))
+            .copied()
+            .unwrap_or_else(|| panic!("no row for {name} in\n{report}"))
+    };
+    assert!(
+        row("one_big_block").contains(" 1 alloc  "),
+        "one allocation reads `1 alloc`:\n{report}"
+    );
+    assert!(
+        row("three_big_blocks").contains(" 3 allocs  "),
+        "three read `3 allocs`:\n{report}"
+    );
+    assert!(!report.contains(" 1 allocs "), "{report}");
+}

@@ -254,7 +254,7 @@ pub(crate) const FRAME_POINTER_HINT: &str = "call sites need frame pointers: add
 
 /// A plain-text table of the top `n` call sites of `figs` by `by`.
 pub(crate) fn render(figs: &[(u32, Fig)], n: usize, by: SortBy, root: Option<&Path>) -> String {
-    use crate::stats::group_thousands as g;
+    use crate::stats::{allocs_unit, group_thousands as g};
     use std::fmt::Write;
     let (rows, truncated) = summarize(figs, by);
     let rows: Vec<&CallSite> = rows.iter().filter(|r| r.figure(by) > 0).collect();
@@ -263,12 +263,12 @@ pub(crate) fn render(figs: &[(u32, Fig)], n: usize, by: SortBy, root: Option<&Pa
         .take(n)
         .map(|r| match by {
             SortBy::Allocations => (
-                format!("{} allocs", g(r.alloc_count)),
+                format!("{} {}", g(r.alloc_count), allocs_unit(r.alloc_count)),
                 format!("{} B", g(r.total_bytes)),
             ),
             _ => (
                 format!("{} B", g(r.figure(by))),
-                format!("{} allocs", g(r.alloc_count)),
+                format!("{} {}", g(r.alloc_count), allocs_unit(r.alloc_count)),
             ),
         })
         .collect();

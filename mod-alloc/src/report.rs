@@ -146,7 +146,7 @@ impl Report<'_> {
                 let bytes_width = bytes.iter().map(String::len).max().unwrap_or(0);
                 let function_width = rows.iter().map(|r| r.function.len()).max().unwrap_or(0);
                 for ((row, count), bytes) in rows.iter().zip(&counts).zip(&bytes) {
-                    let unit = if row.count == 1 { "alloc " } else { "allocs" };
+                    let unit = crate::stats::allocs_unit(row.count);
                     let _ = writeln!(
                         out,
                         "  {count:>count_width$} {unit}  {bytes:>bytes_width$}  {:<function_width$}  {}",

@@ -56,3 +56,14 @@ pub(crate) fn group_thousands(value: u64) -> std::string::String {
     }
     out
 }
+
+/// The unit after an allocation count in a table: `"alloc "` for one (padded,
+/// so the columns after it stay aligned), `"allocs"` otherwise.
+#[cfg(feature = "std")]
+pub(crate) fn allocs_unit(count: u64) -> &'static str {
+    if count == 1 {
+        "alloc "
+    } else {
+        "allocs"
+    }
+}
