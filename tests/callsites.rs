@@ -244,3 +244,31 @@ fn process_report_counts_one_alloc_and_several_allocs() {
     );
     assert!(!report.contains(" 1 allocs "), "{report}");
 }
+
+#[test]
+fn memory_failing_on_one_thread_leaves_other_threads_new_stacks_known() {
+    use std::sync::Barrier;
+    let (armed, done) = (Barrier::new(2), Barrier::new(2));
+    std::thread::scope(|t| {
+        t.spawn(|| {
+            mod_alloc::__fail_own_memory(true);
+            armed.wait();
+            done.wait();
+            mod_alloc::__fail_own_memory(false);
+        });
+        armed.wait();
+        let p = Profiler::start();
+        // Depths no other test here uses: new stacks, new table entries.
+        let kept: Vec<_> = (70..80).map(fresh_stack_at_depth).collect();
+        let profile = p.stop_profile();
+        done.wait();
+        let unknown: u64 = profile
+            .raw_call_sites()
+            .iter()
+            .filter(|c| c.frames.is_empty())
+            .map(|c| c.alloc_count)
+            .sum();
+        assert_eq!(unknown, 0, "another thread's switch starved this one");
+        drop(kept);
+    });
+}

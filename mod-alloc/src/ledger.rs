@@ -225,7 +225,7 @@ impl Table {
         let Some(layout) = Self::entries_layout(bits) else {
             return ptr::null_mut();
         };
-        if crate::sites::FAIL_OWN_MEMORY.load(Relaxed) {
+        if crate::sites::own_memory_fails() {
             return ptr::null_mut();
         }
         // SAFETY: non-zero size (bits >= 4).

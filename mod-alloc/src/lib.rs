@@ -134,13 +134,14 @@ pub use crate::stats::AllocStats;
 #[cfg(feature = "std")]
 pub use crate::thread::is_installed;
 
-/// Test hook: makes every allocation of the call-site machinery's own memory
-/// (site table, per-site ledgers) fail, as when memory is exhausted, so tests
-/// can check that counting goes on (new stacks become "unknown site").
+/// Test hook: on the calling thread, makes every allocation of the call-site
+/// machinery's own memory (site table, per-site ledgers) fail, as when memory
+/// is exhausted, so tests can check that counting goes on (new stacks become
+/// "unknown site"). Other threads are not affected.
 #[cfg(feature = "backtraces")]
 #[doc(hidden)]
 pub fn __fail_own_memory(fail: bool) {
-    sites::FAIL_OWN_MEMORY.store(fail, core::sync::atomic::Ordering::Relaxed);
+    sites::set_own_memory_fails(fail);
 }
 
 // ---- Test harness: #[alloc_test] and assert_allocs! (issue 4) ----

@@ -34,7 +34,7 @@ use crate::backtrace;
 use core::alloc::{GlobalAlloc, Layout};
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering::*};
 use std::alloc::System;
 
 /// Most frames kept per site.
@@ -114,13 +114,29 @@ impl Index {
     }
 }
 
-/// Test switch: every allocation of the call-site machinery's own memory
-/// (site table, ledgers) fails, as when memory is exhausted.
-pub(crate) static FAIL_OWN_MEMORY: AtomicBool = AtomicBool::new(false);
+std::thread_local! {
+    /// Test switch (`__fail_own_memory`): on this thread, every allocation of
+    /// the call-site machinery's own memory (site table, ledgers) fails, as
+    /// when memory is exhausted. Per thread, so that tests running in
+    /// parallel in the same process are not starved by it.
+    static FAIL_OWN_MEMORY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sets the test switch of the calling thread (see `FAIL_OWN_MEMORY`).
+pub(crate) fn set_own_memory_fails(fail: bool) {
+    let _ = FAIL_OWN_MEMORY.try_with(|f| f.set(fail));
+}
+
+/// Whether the call-site machinery's own allocations fail on this thread
+/// (the test switch). Off the hot path: only when memory is needed.
+/// Hook-safe: no allocation, no lock, no panic.
+pub(crate) fn own_memory_fails() -> bool {
+    FAIL_OWN_MEMORY.try_with(Cell::get).unwrap_or(false)
+}
 
 /// A zeroed allocation from `System` (null when memory is short).
 fn zeroed(layout: Layout) -> *mut u8 {
-    if FAIL_OWN_MEMORY.load(Relaxed) {
+    if own_memory_fails() {
         return ptr::null_mut();
     }
     // SAFETY: callers pass non-zero sizes.
@@ -258,7 +274,7 @@ fn find(hash: u64, frames: &[usize]) -> Option<u32> {
 
 /// Writes a new record and returns its id, or `None` without memory.
 fn new_record(hash: u64, frames: &[usize]) -> Option<u32> {
-    if FAIL_OWN_MEMORY.load(Relaxed) {
+    if own_memory_fails() {
         return None;
     }
     let id = NEXT
