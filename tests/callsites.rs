@@ -205,14 +205,16 @@ fn without_memory_for_the_site_table_new_stacks_are_unknown_but_counted() {
 
 #[inline(never)]
 fn one_big_block() -> Vec<u8> {
-    black_box(Vec::with_capacity(3 << 20))
+    black_box(Vec::with_capacity(3 << 20)) // LINE_ONE_BIG
 }
 
 #[inline(never)]
 fn three_big_blocks() -> Vec<Vec<u8>> {
-    (0..3)
-        .map(|_| black_box(Vec::with_capacity(2 << 20)))
-        .collect()
+    let mut blocks = Vec::with_capacity(3);
+    for _ in 0..3 {
+        blocks.push(black_box(Vec::with_capacity(2 << 20))); // LINE_THREE_BIG
+    }
+    blocks
 }
 
 #[test]
@@ -227,19 +229,20 @@ fn process_report_counts_one_alloc_and_several_allocs() {
         .skip_while(|l| !l.starts_with("call sites by bytes allocated"))
         .take_while(|l| !l.starts_with("call sites by bytes at peak"))
         .collect();
-    let row = |name: &str| {
+    let row = |marker: &str| {
+        let at = format!("callsites.rs:{}", line_of(marker));
         by_bytes
             .iter()
-            .find(|l| l.contains(name))
+            .find(|l| l.ends_with(&at))
             .copied()
-            .unwrap_or_else(|| panic!("no row for {name} in\n{report}"))
+            .unwrap_or_else(|| panic!("no row at {at} in\n{report}"))
     };
     assert!(
-        row("one_big_block").contains(" 1 alloc  "),
+        row("LINE_ONE_BIG").contains(" 1 alloc  "),
         "one allocation reads `1 alloc`:\n{report}"
     );
     assert!(
-        row("three_big_blocks").contains(" 3 allocs  "),
+        row("LINE_THREE_BIG").contains(" 3 allocs  "),
         "three read `3 allocs`:\n{report}"
     );
     assert!(!report.contains(" 1 allocs "), "{report}");
