@@ -272,7 +272,7 @@ impl Table {
     /// consecutive slots and a lookup finds its site at the first probe: a
     /// branch the processor predicts, however the sites take turns.
     #[inline(always)]
-    fn slot_of(&self, site: u32) -> usize {
+    fn slot_of(site: u32) -> usize {
         site as usize
     }
 
@@ -283,7 +283,7 @@ impl Table {
         // would read these again on every probe.
         let (mask, entries) = ((1usize << self.bits) - 1, self.entries);
         let key = site.wrapping_add(1);
-        let mut i = self.slot_of(site);
+        let mut i = Table::slot_of(site);
         loop {
             // `entries` holds `mask + 1` entries, alive as long as the table
             // (see `Table::entry`), and `i & mask` is in range.
@@ -301,7 +301,7 @@ impl Table {
     /// The entry of `site`, claiming an empty slot if absent (owner only; the
     /// table must be less than half full).
     fn claim(&self, site: u32) -> &Entry {
-        let mut i = self.slot_of(site);
+        let mut i = Table::slot_of(site);
         loop {
             let e = self.entry(i);
             match e.key.load(Relaxed) {
@@ -481,10 +481,10 @@ impl Ledger {
         (e.key.load(Relaxed) == site.wrapping_add(1)).then_some(e)
     }
 
-    /// `site`'s own slot in the current table.
+    /// `site`'s own slot in the current table: [`Table::slot_of`] masked.
     #[inline(always)]
     fn slot_in_table(&self, site: u32) -> usize {
-        site as usize & self.mask.load(Relaxed)
+        Table::slot_of(site) & self.mask.load(Relaxed)
     }
 
     /// [`Ledger::fig`] when `site` is not in its own slot: further along, or new.
