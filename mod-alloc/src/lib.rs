@@ -107,6 +107,8 @@ pub mod dhat_compat;
 mod folded;
 mod global;
 mod header;
+#[cfg(feature = "std")]
+mod hint;
 #[cfg(feature = "backtraces")]
 mod ledger;
 #[cfg(feature = "dhat-compat")]

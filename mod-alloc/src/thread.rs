@@ -26,6 +26,7 @@
 
 use crate::global::{self, Counters, ThreadSlot, EPOCH};
 use crate::header::Header;
+use crate::hint::unlikely;
 use crate::scope::{self, SharedScope};
 use core::cell::Cell;
 use core::ptr;
@@ -340,7 +341,7 @@ pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
             return None;
         }
         let serial = s.serial.get();
-        if serial != 0 {
+        if unlikely(serial != 0) {
             if !s.shared.get().is_null() {
                 return None;
             }
@@ -556,18 +557,18 @@ pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
         {
             return false;
         }
-        if serial != 0 && !s.shared.get().is_null() {
-            return false;
+        if unlikely(serial != 0) {
+            if !s.shared.get().is_null() {
+                return false;
+            }
+            s.sub_live(size);
+            s.sub_blocks(1);
         }
         c.frees
             .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
         c.freed.store(freed, Relaxed);
         #[cfg(feature = "backtraces")]
         track_free(s, h, size);
-        if serial != 0 {
-            s.sub_live(size);
-            s.sub_blocks(1);
-        }
         true
     })
     .unwrap_or(false)
