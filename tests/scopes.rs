@@ -106,6 +106,42 @@ fn realloc_grow_and_shrink_move_live_bytes() {
 }
 
 #[test]
+fn blocks_past_two_gib_count_and_move_like_small_ones() {
+    // Past 2 GiB a block leaves the allocator's fast path (its size test is
+    // one compare with a 32-bit bound) for the general one; both lay blocks
+    // out alike, so either path can free or resize the other's. Zeroed, so
+    // the pages are mapped lazily and cost nothing until touched.
+    const BIG: usize = (1 << 31) + 4096;
+    let big = Layout::from_size_align(BIG, 8).unwrap();
+    let small = Layout::from_size_align(100, 8).unwrap();
+    let p = Profiler::start();
+    // SAFETY: non-zero layouts; every pointer is checked and given back with
+    // the layout it has at that point.
+    unsafe {
+        let a = alloc_zeroed(big);
+        assert!(!a.is_null());
+        assert_eq!(*a.add(BIG - 1), 0);
+        a.write_bytes(9, 100);
+        // Big (general path) to small (fast path), and back.
+        let b = realloc(a, big, 100);
+        assert!(!b.is_null());
+        assert_eq!(*b.add(99), 9, "data survives the shrink");
+        let c = realloc(b, small, BIG);
+        assert!(!c.is_null());
+        assert_eq!(*c.add(99), 9, "data survives the grow");
+        let s = p.stats();
+        assert_eq!(s.alloc_count, 3);
+        assert_eq!(s.total_bytes, (2 * BIG + 100) as u64);
+        assert_eq!(s.peak_bytes, BIG as u64);
+        assert_eq!(s.current_bytes, BIG as u64);
+        dealloc(c, big);
+    }
+    let s = p.stop();
+    assert_eq!(s.current_bytes, 0);
+    assert_eq!(s.free_count, 3);
+}
+
+#[test]
 fn alloc_zeroed_counts_once_and_zeroes() {
     let layout = Layout::from_size_align(64, 16).unwrap();
     let p = Profiler::start();

@@ -56,8 +56,10 @@ const MIN_OUTER_ALIGN: usize = 16;
 /// [`MIN_OUTER_ALIGN`].
 const FAST_ALIGN: usize = 16;
 /// Largest user size on the fast path: far below the point where adding the
-/// header could overflow a `Layout`.
-const FAST_MAX: usize = isize::MAX as usize / 2;
+/// header could overflow a `Layout`, and small enough to be an instruction's
+/// immediate operand, so that the size test is one compare (larger blocks are
+/// rare, and their cost is the inner allocator's).
+const FAST_MAX: usize = i32::MAX as usize;
 /// The header as stored: whole 64-bit words.
 const WORDS: usize = HEADER_SIZE / 8;
 
@@ -191,7 +193,7 @@ pub(crate) const fn is_fast_block(layout: Layout) -> bool {
 pub(crate) const unsafe fn fast_outer(size: usize) -> Layout {
     // SAFETY: MIN_OUTER_ALIGN is a power of two, and `size + HEADER_SIZE`
     // rounded up to it is at most `isize::MAX`: `size <= FAST_MAX` gives at
-    // most `isize::MAX / 2 + 48`, and a block allocated through
+    // most `i32::MAX + 48`, and a block allocated through
     // `outer_layout` had this very layout, checked then (caller contract).
     // This is what `outer_layout` computes for an alignment <= FAST_ALIGN.
     unsafe { Layout::from_size_align_unchecked(size + HEADER_SIZE, MIN_OUTER_ALIGN) }
