@@ -53,6 +53,14 @@ mod with_std {
     /// before it publishes again; bounds the error of the process peak.
     pub(crate) const PUBLISH_SLACK: i64 = 64 * 1024;
 
+    /// Allocations of at least this many bytes move
+    /// [`Counters::free_limit`] with them on the fast path; smaller ones leave
+    /// it stale (see there). Below it, a renewal every `PUBLISH_SLACK / 2`
+    /// bytes freed costs less per free than that store, which the free then
+    /// has to wait for; above it, a block costs the inner allocator more
+    /// than the store anyway (glibc's thread cache stops at 1032 bytes).
+    pub(crate) const FREE_LIMIT_MOVES_FROM: u64 = 256;
+
     const CHUNK: usize = 256;
     const CHUNKS: usize = 256;
     /// Most threads alive at once that get a slot; later ones count into
@@ -74,11 +82,27 @@ mod with_std {
         pub(crate) bytes: AtomicU64,
         pub(crate) frees: AtomicU64,
         pub(crate) freed: AtomicU64,
-        /// `bytes - freed` above `hi` or below `lo` takes the slow path
+        /// An allocation that takes `bytes - freed` above `hi`, or a free
+        /// that takes `freed` to `free_limit` or past it, takes the slow path
         /// ([`Counters::note_peak`]). Also used to force that path: first
         /// event (registration), [`reset`], thread exit.
+        ///
+        /// `free_limit` stands for the band's lower bound `lo` in the one
+        /// counter a free writes: live bytes can only drop below `lo` by
+        /// frees, and `bytes` only grows, so they cannot get there before
+        /// `freed` reaches `bytes - lo` as it was when the limit was set. A
+        /// free then tests one counter against one bound, and a small
+        /// allocation writes nothing a free reads: a free that reads a
+        /// counter the allocation just before stored waits for that store
+        /// (reading `bytes` there cost 10 to 15% of a `System` pair). Small
+        /// allocations since the limit was set make it stale, never wrong
+        /// (it only gets lower than `bytes - lo`): a free that reaches it
+        /// renews it ([`Counters::renew_free_limit`]). Allocations of at
+        /// least [`FREE_LIMIT_MOVES_FROM`] bytes move it with them.
         pub(crate) hi: AtomicI64,
-        pub(crate) lo: AtomicI64,
+        pub(crate) free_limit: AtomicU64,
+        /// The band's lower bound (raw live bytes); read on renewal only.
+        lo: AtomicI64,
         // Cold.
         /// Window these figures belong to (`u32::MAX`: none yet).
         pub(crate) epoch: AtomicU32,
@@ -103,6 +127,7 @@ mod with_std {
                 frees: AtomicU64::new(0),
                 freed: AtomicU64::new(0),
                 hi: AtomicI64::new(i64::MIN),
+                free_limit: AtomicU64::new(0),
                 lo: AtomicI64::new(i64::MAX),
                 epoch: AtomicU32::new(u32::MAX),
                 base_allocs: AtomicU64::new(0),
@@ -115,7 +140,22 @@ mod with_std {
             }
         }
 
-        /// `bytes - freed` as the fast path compares it with `hi` and `lo`.
+        /// Counts an allocation of `size` bytes that takes `bytes` to
+        /// `bytes_after`, once the band was checked (owner only).
+        /// Hook-safe: no allocation, no lock, no panic.
+        #[inline(always)]
+        pub(crate) fn count_alloc(&self, bytes_after: u64, size: u64) {
+            self.allocs
+                .store(self.allocs.load(Relaxed).wrapping_add(1), Relaxed);
+            self.bytes.store(bytes_after, Relaxed);
+            // Out of line: a large block costs the inner allocator far more.
+            if crate::hint::unlikely(size >= FREE_LIMIT_MOVES_FROM) {
+                self.free_limit
+                    .store(self.free_limit.load(Relaxed).wrapping_add(size), Relaxed);
+            }
+        }
+
+        /// `bytes - freed` as the fast path compares it with `hi`.
         #[inline(always)]
         pub(crate) fn raw_live(bytes: u64, freed: u64) -> i64 {
             bytes.wrapping_sub(freed) as i64
@@ -135,6 +175,7 @@ mod with_std {
         pub(crate) fn force_slow_path(&self) {
             self.hi.store(i64::MIN, SeqCst);
             self.lo.store(i64::MAX, SeqCst);
+            self.free_limit.store(0, SeqCst);
         }
 
         /// Starts window `e` (owner only).
@@ -170,7 +211,8 @@ mod with_std {
 
         /// Sets the band `[lo, hi]` (window values) outside which the next
         /// event takes the slow path: a new high of this thread, or a drift
-        /// of the slack from what it published.
+        /// of the slack from what it published (`lo`, kept for frees as
+        /// [`free_limit`](Counters::free_limit)).
         fn set_bounds(&self, live: i64, published: i64) {
             let own = self.own_high.load(Relaxed).max(live);
             self.own_high.store(own, Relaxed);
@@ -179,6 +221,44 @@ mod with_std {
             let base = self.base_raw();
             self.hi.store(hi.wrapping_add(base), Relaxed);
             self.lo.store(lo.wrapping_add(base), Relaxed);
+            self.set_free_limit(lo.wrapping_add(base));
+        }
+
+        /// `free_limit` for the raw lower bound `raw_lo`: live bytes below it
+        /// mean `bytes - freed < raw_lo`, so `freed > bytes - raw_lo >=
+        /// bytes_now - raw_lo`. With `raw_lo` at most the live bytes now, the
+        /// limit is at least `freed` now.
+        fn set_free_limit(&self, raw_lo: i64) {
+            let limit = self.bytes.load(Relaxed).wrapping_sub(raw_lo as u64);
+            self.free_limit.store(limit, Relaxed);
+        }
+
+        /// A free takes `freed` to `freed_after`, at or past
+        /// [`free_limit`](Counters::free_limit). If the live bytes are still
+        /// in the band, at least half the slack above `lo` (the limit was
+        /// stale: small allocations came since it was set), renews the limit
+        /// and returns `true`: the free is a common one. Otherwise (the band
+        /// was left or closed on purpose, or the live bytes are near `lo`)
+        /// returns `false` having changed nothing, and the free takes the
+        /// slow path, which publishes from half the slack down (see
+        /// [`Counters::note_peak`]) and so leaves at least that much room
+        /// before the next renewal: frees that keep the live bytes just above
+        /// `lo` cannot renew on every call.
+        /// Hook-safe: no allocation, no lock, no panic.
+        #[cold]
+        #[inline(never)]
+        pub(crate) fn renew_free_limit(&self, freed_after: u64) -> bool {
+            let lo = self.lo.load(Relaxed);
+            let live = Self::raw_live(self.bytes.load(Relaxed), freed_after);
+            // `live >= lo` first: the difference may then only wrap to a
+            // negative value (never with real figures), which renews nothing.
+            if live < lo || live.wrapping_sub(lo) < PUBLISH_SLACK / 2 {
+                return false;
+            }
+            self.set_free_limit(lo);
+            // A reset may have closed the band after `lo` was read.
+            self.keep_closed_if_reset(self.epoch.load(Relaxed));
+            true
         }
 
         /// Recomputes the band after it was closed on purpose (tracking
@@ -202,7 +282,9 @@ mod with_std {
             let mut published = self.published.load(Relaxed);
             let mut global = G_LIVE.load(Relaxed);
             let drift = live.wrapping_sub(published);
-            if drift >= PUBLISH_SLACK || drift <= -PUBLISH_SLACK {
+            // Downwards from half the slack: frees then find room for that
+            // much before they renew their limit (see `renew_free_limit`).
+            if drift >= PUBLISH_SLACK || drift <= -PUBLISH_SLACK / 2 {
                 global = G_LIVE.fetch_add(drift, Relaxed).wrapping_add(drift);
                 published = live;
                 self.published.store(live, Relaxed);

@@ -6,7 +6,8 @@
 //! adds and one compare on the process counters, and, inside a scope, two adds
 //! and one compare on the innermost scope's cells. No atomic read-modify-write,
 //! no lock, no global load. Everything else leaves through `#[cold]` calls:
-//! - [`slow`]: the process live bytes left the `[lo, hi]` band. The band is
+//! - [`slow`]: the process live bytes left the `[lo, hi]` band (`lo` kept as
+//!   a limit of the bytes freed, see [`Counters`]). The band is
 //!   also closed on purpose to route an event here: a thread's first event
 //!   (registration), a [`reset`](crate::ModAlloc::reset) (the window rolls on
 //!   the next event), and thread exit (later events go to the retired totals);
@@ -312,9 +313,7 @@ pub(crate) fn on_alloc(size: usize) -> Header {
         if Counters::raw_live(bytes, c.freed.load(Relaxed)) > c.hi.load(Relaxed) {
             return slow_alloc(s, size);
         }
-        c.allocs
-            .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
-        c.bytes.store(bytes, Relaxed);
+        c.count_alloc(bytes, size);
         scope_alloc(s, size);
         new_block(s, size)
     })
@@ -352,9 +351,7 @@ pub(crate) fn on_alloc_fast(size: usize) -> Option<Header> {
             s.bytes_in.set(bytes_in);
             s.blocks_in.set(s.blocks_in.get().wrapping_add(1));
         }
-        c.allocs
-            .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
-        c.bytes.store(bytes, Relaxed);
+        c.count_alloc(bytes, size);
         Some(new_block(s, size))
     })
     .flatten()
@@ -508,7 +505,7 @@ pub(crate) fn on_free(h: &Header, size: usize) {
         let c = &s.c;
         let freed = c.freed.load(Relaxed).wrapping_add(size);
         if h.epoch() != s.epoch16.get()
-            || Counters::raw_live(c.bytes.load(Relaxed), freed) < c.lo.load(Relaxed)
+            || (freed >= c.free_limit.load(Relaxed) && !c.renew_free_limit(freed))
         {
             slow(s, Event::Free(size, h.epoch()));
         } else {
@@ -551,10 +548,7 @@ pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
         // tracked, of this window, and of the innermost scope (or of none,
         // as now). Two word compares.
         let serial = s.serial.get();
-        if h.serial != serial
-            || h.tag() != s.tag.get()
-            || Counters::raw_live(c.bytes.load(Relaxed), freed) < c.lo.load(Relaxed)
-        {
+        if h.serial != serial || h.tag() != s.tag.get() || freed >= c.free_limit.load(Relaxed) {
             return false;
         }
         if unlikely(serial != 0) {
