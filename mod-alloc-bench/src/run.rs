@@ -29,11 +29,12 @@ pub struct Options {
 }
 
 /// The workloads, in the order they run.
-pub const WORKLOADS: [&str; 12] = [
+pub const WORKLOADS: [&str; 13] = [
     // First, while the heap has no free blocks to reuse (see `memory`).
     "memory",
     "pair-1t",
     "pair-2t",
+    "pair-64k",
     "vec-growth",
     "live-random-free",
     "cross-thread-free",
@@ -54,6 +55,7 @@ fn one(name: &str, budget: Budget, opts: &Options) -> Vec<Record> {
     match name {
         "pair-1t" => workloads::pairs::one_thread(budget),
         "pair-2t" => workloads::pairs::two_threads(budget, opts),
+        "pair-64k" => workloads::pairs::big_one_thread(budget),
         "vec-growth" => workloads::growth::run(budget),
         "live-random-free" => workloads::live::run(budget),
         "cross-thread-free" => workloads::cross_thread::run(budget, opts),

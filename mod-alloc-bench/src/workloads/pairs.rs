@@ -1,5 +1,6 @@
-//! Small alloc+free pairs (32 bytes, as a `Box<[u8; 32]>`), on 1 thread and
-//! on 2 threads at once.
+//! Alloc+free pairs: small ones (32 bytes, as a `Box<[u8; 32]>`) on 1 thread
+//! and on 2 threads at once, and large ones (64 KiB, past glibc's thread
+//! cache) on 1 thread.
 
 use super::{Direct, Global, Heap};
 use crate::measure::{self, Budget, SpinBarrier};
@@ -14,16 +15,32 @@ const LAYOUT: Layout = match Layout::from_size_align(32, 8) {
     Err(_) => panic!("32/8 is a valid layout"),
 };
 
+const BIG: Layout = match Layout::from_size_align(64 * 1024, 8) {
+    Ok(l) => l,
+    Err(_) => panic!("64 KiB/8 is a valid layout"),
+};
+
 /// `n` alloc+free pairs of 32 bytes.
 #[inline(never)]
 pub fn pairs<H: Heap>(h: H, n: u64) {
+    pairs_of(h, n, LAYOUT);
+}
+
+/// `n` alloc+free pairs of 64 KiB.
+#[inline(never)]
+pub fn big_pairs<H: Heap>(h: H, n: u64) {
+    pairs_of(h, n, BIG);
+}
+
+#[inline(always)]
+fn pairs_of<H: Heap>(h: H, n: u64, layout: Layout) {
     for _ in 0..n {
         // SAFETY: non-zero size; the block is freed right away with its layout.
-        let p = unsafe { h.alloc(LAYOUT) };
+        let p = unsafe { h.alloc(layout) };
         black_box(p);
         if !p.is_null() {
-            // SAFETY: `p` came from `h.alloc(LAYOUT)` just above.
-            unsafe { h.dealloc(p, LAYOUT) };
+            // SAFETY: `p` came from `h.alloc(layout)` just above.
+            unsafe { h.dealloc(p, layout) };
         }
     }
 }
@@ -35,6 +52,17 @@ pub fn one_thread(budget: Budget) -> Vec<Record> {
     })
     .iter()
     .map(|p| p.record("pair-1t"))
+    .collect()
+}
+
+/// 64 KiB pairs on this thread, against `System` pairs on this thread. A free
+/// of a large block is what moves a thread's live bytes the most.
+pub fn big_one_thread(budget: Budget) -> Vec<Record> {
+    measure::paired(budget, 1, &mut |n| big_pairs(Global, n), &mut |n| {
+        big_pairs(Direct, n)
+    })
+    .iter()
+    .map(|p| p.record("pair-64k"))
     .collect()
 }
 

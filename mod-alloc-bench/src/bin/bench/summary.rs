@@ -8,9 +8,10 @@ use mod_alloc_bench::measure::median;
 use mod_alloc_bench::protocol::Record;
 
 /// The rows of the table, in order: (workload, label).
-pub(crate) const ROWS: [(&str, &str); 12] = [
+pub(crate) const ROWS: [(&str, &str); 13] = [
     ("pair-1t", "32 B alloc+free pair, 1 thread"),
     ("pair-2t", "pair, 2 threads (per op, overlapped)"),
+    ("pair-64k", "64 KiB alloc+free pair, 1 thread"),
     ("vec-growth", "Vec growth 8 B..64 KiB (realloc)"),
     ("live-random-free", "10k live blocks, random free order"),
     ("cross-thread-free", "cross-thread free (producer/consumer)"),
