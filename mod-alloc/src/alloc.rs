@@ -90,7 +90,8 @@ impl<A> ModAlloc<A> {
     /// The peak is exact while one thread allocates at a time; with threads
     /// allocating at once it is within `(threads - 1) × 64 KiB` of the true
     /// peak (each thread publishes its live bytes to the others when they
-    /// drift by 64 KiB; see the crate docs, "Process-wide figures").
+    /// drift by 64 KiB, or sooner downwards; see the crate docs,
+    /// "Process-wide figures").
     ///
     /// The figures are those of every `ModAlloc` in the process: there is one
     /// set of thread-local counters.

@@ -272,7 +272,7 @@ mod with_std {
         /// Slow path of the process counters: live bytes left `[lo, hi]`.
         ///
         /// Publishes the thread's live bytes into [`G_LIVE`] when they drifted
-        /// by [`PUBLISH_SLACK`], and records a peak candidate (the other
+        /// by [`PUBLISH_SLACK`] (downwards: by half of it), and records a peak candidate (the other
         /// threads' published live bytes plus this thread's exact ones)
         /// whenever they reach a new high. With one allocating thread the
         /// candidate is the exact process live, so the peak is exact.

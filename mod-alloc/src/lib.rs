@@ -45,9 +45,9 @@ assert_eq!(stats.current_bytes, 0);
 //! that exited are folded into a retired total. The process *peak* needs the
 //! sum of all threads' live bytes at one instant, which no thread can see
 //! cheaply: each thread publishes its live bytes to a shared total whenever
-//! they drift by 64 KiB, and records a peak candidate (the others' published
-//! bytes plus its own exact ones) whenever its own live bytes reach a new
-//! high. So the process peak is exact while one thread allocates at a time,
+//! they drift by 64 KiB from what it last published (sooner downwards), and
+//! records a peak candidate (the others' published bytes plus its own exact
+//! ones) whenever its own live bytes reach a new high. So the process peak is exact while one thread allocates at a time,
 //! and otherwise within `(threads - 1) × 64 KiB`.
 //!
 //! # Cost
