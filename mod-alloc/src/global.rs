@@ -155,6 +155,16 @@ mod with_std {
             }
         }
 
+        /// Counts a free that takes `freed` to `freed_after`, once the band
+        /// was checked (owner only).
+        /// Hook-safe: no allocation, no lock, no panic.
+        #[inline(always)]
+        pub(crate) fn count_free(&self, freed_after: u64) {
+            self.frees
+                .store(self.frees.load(Relaxed).wrapping_add(1), Relaxed);
+            self.freed.store(freed_after, Relaxed);
+        }
+
         /// `bytes - freed` as the fast path compares it with `hi`.
         #[inline(always)]
         pub(crate) fn raw_live(bytes: u64, freed: u64) -> i64 {
@@ -272,9 +282,9 @@ mod with_std {
         /// Slow path of the process counters: live bytes left `[lo, hi]`.
         ///
         /// Publishes the thread's live bytes into [`G_LIVE`] when they drifted
-        /// by [`PUBLISH_SLACK`] (downwards: by half of it), and records a peak candidate (the other
-        /// threads' published live bytes plus this thread's exact ones)
-        /// whenever they reach a new high. With one allocating thread the
+        /// by [`PUBLISH_SLACK`] (downwards: by half of it), and records a peak
+        /// candidate (the other threads' published live bytes plus this
+        /// thread's exact ones) whenever they reach a new high. With one allocating thread the
         /// candidate is the exact process live, so the peak is exact.
         /// Hook-safe: no allocation, no lock, no panic.
         pub(crate) fn note_peak(&self) {

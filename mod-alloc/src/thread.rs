@@ -509,9 +509,7 @@ pub(crate) fn on_free(h: &Header, size: usize) {
         {
             slow(s, Event::Free(size, h.epoch()));
         } else {
-            c.frees
-                .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
-            c.freed.store(freed, Relaxed);
+            c.count_free(freed);
         }
         #[cfg(feature = "backtraces")]
         track_free(s, h, size);
@@ -558,9 +556,7 @@ pub(crate) fn on_free_fast(h: &Header, size: usize) -> bool {
             s.sub_live(size);
             s.sub_blocks(1);
         }
-        c.frees
-            .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
-        c.freed.store(freed, Relaxed);
+        c.count_free(freed);
         #[cfg(feature = "backtraces")]
         track_free(s, h, size);
         true
@@ -604,17 +600,11 @@ fn slow(s: &ThreadState, ev: Event) {
     }
     match ev {
         Event::Alloc(size) => {
-            c.allocs
-                .store(c.allocs.load(Relaxed).wrapping_add(1), Relaxed);
-            c.bytes
-                .store(c.bytes.load(Relaxed).wrapping_add(size), Relaxed);
+            c.count_alloc(c.bytes.load(Relaxed).wrapping_add(size), size);
         }
         Event::Free(size, epoch) => {
             if epoch == s.epoch16.get() {
-                c.frees
-                    .store(c.frees.load(Relaxed).wrapping_add(1), Relaxed);
-                c.freed
-                    .store(c.freed.load(Relaxed).wrapping_add(size), Relaxed);
+                c.count_free(c.freed.load(Relaxed).wrapping_add(size));
             }
         }
     }
