@@ -47,23 +47,38 @@ fn pairs_of<H: Heap>(h: H, n: u64, layout: Layout) {
 
 /// Pairs on this thread, against `System` pairs on this thread.
 pub fn one_thread(budget: Budget) -> Vec<Record> {
-    measure::paired(budget, 1, &mut |n| pairs(Global, n), &mut |n| {
-        pairs(Direct, n)
-    })
-    .iter()
-    .map(|p| p.record("pair-1t"))
-    .collect()
+    on_this_thread(
+        budget,
+        "pair-1t",
+        |n| pairs(Global, n),
+        |n| pairs(Direct, n),
+    )
 }
 
 /// 64 KiB pairs on this thread, against `System` pairs on this thread. A free
 /// of a large block is what moves a thread's live bytes the most.
 pub fn big_one_thread(budget: Budget) -> Vec<Record> {
-    measure::paired(budget, 1, &mut |n| big_pairs(Global, n), &mut |n| {
-        big_pairs(Direct, n)
-    })
-    .iter()
-    .map(|p| p.record("pair-64k"))
-    .collect()
+    on_this_thread(
+        budget,
+        "pair-64k",
+        |n| big_pairs(Global, n),
+        |n| big_pairs(Direct, n),
+    )
+}
+
+/// Times `global` (through the global allocator) against `direct` (`System`
+/// called directly), each given a pair count, interleaved on this thread;
+/// the samples as records of `workload`.
+fn on_this_thread(
+    budget: Budget,
+    workload: &str,
+    mut global: impl FnMut(u64),
+    mut direct: impl FnMut(u64),
+) -> Vec<Record> {
+    measure::paired(budget, 1, &mut global, &mut direct)
+        .iter()
+        .map(|p| p.record(workload))
+        .collect()
 }
 
 /// Pairs on two threads at once (each against its own `System` pairs),
