@@ -47,8 +47,9 @@ assert_eq!(stats.current_bytes, 0);
 //! cheaply: each thread publishes its live bytes to a shared total whenever
 //! they drift by 64 KiB from what it last published (sooner downwards), and
 //! records a peak candidate (the others' published bytes plus its own exact
-//! ones) whenever its own live bytes reach a new high. So the process peak is exact while one thread allocates at a time,
-//! and otherwise within `(threads - 1) × 64 KiB`.
+//! ones) whenever its own live bytes reach a new high. So the process peak is
+//! exact while one thread allocates at a time, and otherwise within
+//! `(threads - 1) × 64 KiB`.
 //!
 //! # Cost
 //!
